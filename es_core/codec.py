@@ -1,0 +1,292 @@
+"""Typed events and their schema history.
+
+A ``DomainEvent`` subclass names its ``event_type`` and current ``schema_version``. Older stored
+shapes are brought up to date on every read by *upcasters*: pure steps keyed by
+(event type, from-version). The ``EventRegistry`` checks the chains before any event is read,
+so a gap, a duplicate step or a step to nowhere fails at start-up, not in production.
+
+Step kinds, each returning zero or more (event type, schema version, data) shapes:
+
+* ``upcaster(type, v)``          ``dict -> dict``, to (type, v + 1): added fields, renamed fields
+* ``rename_type(old, v, new)``   to (new, new_version), optionally transforming the data
+* ``split(type, v, fn, into)``   one stored event becomes several
+* ``retire(type, upto)``         stored events of a retired type are dropped on read
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from .errors import (
+    EventDecodeError,
+    SchemaError,
+    UnknownEventTypeError,
+    UnsupportedSchemaVersionError,
+    UpcasterChainError,
+)
+from .events import NewEvent, RecordedEvent, new_event_id
+
+Shape = tuple[str, int, dict[str, Any]]
+Step = Callable[[dict[str, Any]], list[Shape]]
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+E = TypeVar("E", bound="DomainEvent")
+
+
+class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of typed events. Subclasses set ``event_type`` and ``schema_version`` as class
+    attributes; fields are the payload. ``first_schema_version`` is for types that begin life
+    at a later version (e.g. the target of a rename)."""
+
+    event_type: ClassVar[str] = ""
+    schema_version: ClassVar[int] = 1
+    first_schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class _StepInfo:
+    step: Step
+    targets: tuple[tuple[str, int], ...]  # declared, so chains can be validated before reading
+    kind: str
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A stored record and one current-shape event decoded from it."""
+
+    record: RecordedEvent
+    event: DomainEvent
+
+
+class EventRegistry:
+    """Event classes by type name, plus the upcaster steps from every older stored shape.
+
+    ``tolerant=True`` skips events of unknown types or newer schema versions instead of raising,
+    counting them in ``skipped``: for reading a store while a deploy is rolled back.
+    """
+
+    MAX_STEPS = 64  # a longer chain is a cycle
+
+    def __init__(self, *classes: type[DomainEvent], tolerant: bool = False) -> None:
+        self._classes: dict[str, type[DomainEvent]] = {}
+        self._steps: dict[tuple[str, int], _StepInfo] = {}
+        self._retired: dict[str, int] = {}
+        self._validated = False
+        self.tolerant = tolerant
+        self.skipped: Counter[tuple[str, int]] = Counter()
+        for cls in classes:
+            self.register(cls)
+
+    # -- declaring -----------------------------------------------------------------------
+
+    def register(self, cls: type[E]) -> type[E]:
+        """Register an event class (usable as a class decorator)."""
+        name = getattr(cls, "event_type", "")
+        if not isinstance(cls, type) or not issubclass(cls, DomainEvent) or not name:
+            raise UpcasterChainError(f"{cls!r} is not a DomainEvent subclass with an event_type")
+        if name in self._classes and self._classes[name] is not cls:
+            raise UpcasterChainError(f"event type {name!r} is registered twice")
+        if cls.schema_version < cls.first_schema_version:
+            raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
+        self._classes[name] = cls
+        self._validated = False
+        return cls
+
+    def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Decorator form of ``add_upcaster``."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self.add_upcaster(event_type, from_version, fn)
+            return fn
+
+        return decorate
+
+    def add_upcaster(self, event_type: str, from_version: int, fn: Upcaster) -> None:
+        """A ``dict -> dict`` step from (type, v) to (type, v + 1)."""
+        target = (event_type, from_version + 1)
+        self._add(event_type, from_version, _StepInfo(lambda d: [(*target, fn(d))], (target,), "upcast"))
+
+    def rename_type(
+        self,
+        old_type: str,
+        old_version: int,
+        new_type: str,
+        new_version: int = 1,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        """Stored (old_type, old_version) reads as (new_type, new_version)."""
+        target = (new_type, new_version)
+        fn = transform or (lambda d: d)
+        self._add(old_type, old_version, _StepInfo(lambda d: [(*target, fn(d))], (target,), "rename"))
+
+    def split(
+        self,
+        event_type: str,
+        from_version: int,
+        fn: Callable[[dict[str, Any]], Iterable[Shape]],
+        into: Iterable[tuple[str, int]],
+    ) -> None:
+        """One stored event becomes several; ``into`` declares the shapes ``fn`` may return."""
+        targets = tuple(into)
+        allowed = set(targets)
+
+        def step(data: dict[str, Any]) -> list[Shape]:
+            shapes = list(fn(data))
+            for t, v, _ in shapes:
+                if (t, v) not in allowed:
+                    raise UpcasterChainError(f"split of {event_type} v{from_version} produced undeclared ({t}, v{v})")
+            return shapes
+
+        self._add(event_type, from_version, _StepInfo(step, targets, "split"))
+
+    def retire(self, event_type: str, upto_version: int) -> None:
+        """Events of a retired type (any stored version up to ``upto_version``) are dropped."""
+        if event_type in self._retired:
+            raise UpcasterChainError(f"event type {event_type!r} is retired twice")
+        self._retired[event_type] = upto_version
+        self._validated = False
+
+    def _add(self, event_type: str, from_version: int, info: _StepInfo) -> None:
+        key = (event_type, from_version)
+        if key in self._steps:
+            raise UpcasterChainError(f"duplicate upcaster step from {event_type} v{from_version}")
+        if not isinstance(from_version, int) or from_version < 1:
+            raise UpcasterChainError(f"upcaster from-version must be >= 1, not {from_version!r}")
+        self._steps[key] = info
+        self._validated = False
+
+    # -- checking ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every chain ends at a registered current version. Raises ``UpcasterChainError``."""
+        problems: list[str] = []
+        for (t, v), info in sorted(self._steps.items()):
+            cls = self._classes.get(t)
+            if cls is not None and v >= cls.schema_version:
+                problems.append(f"step from {t} v{v} starts at or after its current version v{cls.schema_version}")
+            if t in self._retired:
+                problems.append(f"step from {t} v{v} belongs to a retired type")
+            for target in info.targets:
+                if not self._leads_home(target, set()):
+                    problems.append(f"step from {t} v{v} leads to {target[0]} v{target[1]}, which is nowhere")
+        for name, cls in sorted(self._classes.items()):
+            if name in self._retired:
+                problems.append(f"{name} is both registered and retired")
+            for v in range(cls.first_schema_version, cls.schema_version):
+                if (name, v) not in self._steps:
+                    problems.append(f"gap: {name} is at v{cls.schema_version} but has no step from v{v}")
+        if problems:
+            raise UpcasterChainError("upcaster registry is inconsistent: " + "; ".join(problems))
+        self._validated = True
+
+    def _leads_home(self, shape: tuple[str, int], seen: set[tuple[str, int]]) -> bool:
+        t, v = shape
+        cls = self._classes.get(t)
+        if cls is not None and v == cls.schema_version:
+            return True
+        if t in self._retired and v <= self._retired[t]:
+            return True
+        if shape in seen or shape not in self._steps:
+            return False
+        seen.add(shape)
+        return all(self._leads_home(target, seen) for target in self._steps[shape].targets)
+
+    # -- reading and writing -------------------------------------------------------------
+
+    @property
+    def classes(self) -> Mapping[str, type[DomainEvent]]:
+        return dict(self._classes)
+
+    def current_version(self, event_type: str) -> int | None:
+        cls = self._classes.get(event_type)
+        return cls.schema_version if cls else None
+
+    def encode(
+        self,
+        event: DomainEvent,
+        *,
+        event_id: UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewEvent:
+        """The store's ``NewEvent`` for a typed event."""
+        cls = type(event)
+        if self._classes.get(cls.event_type) is not cls:
+            raise UnknownEventTypeError(cls.event_type or cls.__name__, cls.schema_version)
+        return NewEvent(
+            event_type=cls.event_type,
+            schema_version=cls.schema_version,
+            data=msgspec.to_builtins(event),
+            event_id=event_id or new_event_id(),
+            metadata=metadata or {},
+        )
+
+    def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:
+        """Bring one stored shape to current shapes (zero, one or several)."""
+        if not self._validated:
+            self.validate()
+        done: list[Shape] = []
+        pending: list[Shape] = [(event_type, schema_version, data)]
+        steps = 0
+        while pending:
+            t, v, d = pending.pop(0)
+            cls = self._classes.get(t)
+            if cls is not None and v == cls.schema_version:
+                done.append((t, v, d))
+                continue
+            info = self._steps.get((t, v))
+            if info is not None:
+                steps += 1
+                if steps > self.MAX_STEPS:
+                    raise UpcasterChainError(f"upcasting {event_type} v{schema_version} does not terminate")
+                pending[:0] = info.step(copy.deepcopy(d))  # steps stay pure even if careless
+                continue
+            if t in self._retired and v <= self._retired[t]:
+                continue
+            if cls is not None and v > cls.schema_version:
+                raise UnsupportedSchemaVersionError(t, v, cls.schema_version)
+            if cls is not None:
+                raise UpcasterChainError(f"no upcaster from {t} v{v} to v{cls.schema_version}")
+            raise UnknownEventTypeError(t, v)
+        return done
+
+    def decode(self, record: RecordedEvent) -> list[DomainEvent]:
+        """Current-shape typed events for one stored record (empty if retired or skipped)."""
+        cls = self._classes.get(record.event_type)
+        if self._validated and cls is not None and cls.schema_version == record.schema_version:
+            shapes = [(record.event_type, record.schema_version, record.data)]  # the common case
+        else:
+            shapes = self._upcast_or_skip(record)
+        events = []
+        for t, _, d in shapes:
+            try:
+                events.append(msgspec.convert(d, self._classes[t]))
+            except msgspec.ValidationError as exc:
+                raise EventDecodeError(
+                    f"stored event {record.event_id} ({record.event_type} v{record.schema_version}, "
+                    f"stream {record.stream_id!r} v{record.version}) does not fit {t}: {exc}"
+                ) from exc
+        return events
+
+    def _upcast_or_skip(self, record: RecordedEvent) -> list[Shape]:
+        try:
+            return self.upcast(record.event_type, record.schema_version, record.data)
+        except (UnknownEventTypeError, UnsupportedSchemaVersionError):
+            if not self.tolerant:
+                raise
+            self.skipped[(record.event_type, record.schema_version)] += 1
+            return []
+
+    def decode_all(self, records: Iterable[RecordedEvent]) -> Iterator[Decoded]:
+        """Decode a stream or the global log lazily, record by record."""
+        for record in records:
+            for event in self.decode(record):
+                yield Decoded(record, event)
+
+
+__all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]

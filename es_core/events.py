@@ -1,0 +1,93 @@
+"""The store's own records: events on their way in, events as stored, snapshots, append results.
+
+Event payloads are plain JSON-compatible dicts; the type name and schema version travel beside
+them as data, never as a Python import path, so moving a class cannot orphan history.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class Expect(enum.Enum):
+    """Expected-version modes for ``append``; an ``int`` means *exactly this version*."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+
+ExpectedVersion = Expect | int
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event to append. ``event_id`` defaults to a fresh UUID; pass one derived from the
+    request to make client retries idempotent."""
+
+    event_type: str
+    data: Mapping[str, Any]
+    schema_version: int = 1
+    event_id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as stored. ``version`` counts from 1 within the stream; ``position`` orders the
+    global log in commit order."""
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What an append did. ``duplicate`` is true when the events were stored by an earlier,
+    identical append (a client retry): nothing new was written."""
+
+    stream_id: str
+    first_version: int
+    last_version: int
+    last_position: int | None = None
+    recorded_at: datetime | None = None
+    duplicate: bool = False
+
+    @property
+    def count(self) -> int:
+        return self.last_version - self.first_version + 1
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """An aggregate's state after ``version`` events, tagged with the state's schema version so
+    a snapshot written by older code is recognised and ignored rather than misread."""
+
+    stream_id: str
+    version: int
+    state_type: str
+    state_schema_version: int
+    state: bytes
+    taken_at: datetime
+
+
+def new_event_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def event_id_from(*parts: object) -> uuid.UUID:
+    """A deterministic event id derived from request data (e.g. a request id and an index),
+    so that a retried request produces the same ids and the store recognises the retry."""
+    return uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts))
+
+
+_NAMESPACE = uuid.UUID("6f1f0a52-3a51-4c49-9a4b-2f4f3b0d1e77")

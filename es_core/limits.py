@@ -1,0 +1,143 @@
+"""Input validation shared by every backend, so bad input fails the same way everywhere and
+before any backend is touched."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from .errors import (
+    InvalidEventError,
+    InvalidExpectedVersionError,
+    InvalidStreamIdError,
+    PayloadTooLargeError,
+)
+from .events import Expect, ExpectedVersion, NewEvent
+
+MAX_STREAM_ID_LENGTH = 256
+"""Characters; keeps ids well inside every backend's key limits."""
+
+MAX_PAYLOAD_BYTES = 1024 * 1024
+"""Default limit on one event's encoded data plus metadata (1 MiB); stores accept a lower one."""
+
+MAX_EVENTS_PER_APPEND = 1000
+"""One append is one transaction (one conditional batch on Cassandra): keep it bounded."""
+
+MAX_EVENT_TYPE_LENGTH = 128
+_EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:\-]*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_encoder = msgspec.json.Encoder()
+_INF = float("inf")
+
+
+class PreparedEvent(msgspec.Struct, frozen=True):
+    """A validated event with its payload encoded once, ready for any backend."""
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+
+
+def check_stream_id(stream_id: object) -> str:
+    if not isinstance(stream_id, str):
+        raise InvalidStreamIdError(f"stream id must be a str, not {type(stream_id).__name__}")
+    if not stream_id:
+        raise InvalidStreamIdError("stream id must not be empty")
+    if len(stream_id) > MAX_STREAM_ID_LENGTH:
+        raise InvalidStreamIdError(
+            f"stream id is {len(stream_id)} characters, over the limit of {MAX_STREAM_ID_LENGTH}"
+        )
+    if _CONTROL.search(stream_id):
+        raise InvalidStreamIdError("stream id must not contain control characters")
+    return stream_id
+
+
+def check_expected_version(expected: object) -> ExpectedVersion:
+    if isinstance(expected, Expect):
+        return expected
+    if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
+        return expected
+    raise InvalidExpectedVersionError(
+        f"expected version must be an Expect mode or an int >= 0, not {expected!r}"
+    )
+
+
+def check_version_bound(name: str, value: object, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise InvalidEventError(f"{name} must be an int >= 0, not {value!r}")
+
+
+def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
+    """Validate and encode a batch; raises before anything is written."""
+    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+        raise InvalidEventError("events must be a sequence of NewEvent")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise InvalidEventError(
+            f"{len(events)} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}"
+        )
+    prepared = [_prepare(e, payload_limit) for e in events]
+    ids = [p.event_id for p in prepared]
+    if len(set(ids)) != len(ids):
+        raise InvalidEventError("the same event id appears twice in one append")
+    return prepared
+
+
+def _prepare(event: object, payload_limit: int) -> PreparedEvent:
+    if not isinstance(event, NewEvent):
+        raise InvalidEventError(f"expected a NewEvent, got {type(event).__name__}")
+    name = event.event_type
+    if not isinstance(name, str) or len(name) > MAX_EVENT_TYPE_LENGTH or not _EVENT_TYPE.match(name):
+        raise InvalidEventError(
+            f"event type must match {_EVENT_TYPE.pattern} (at most {MAX_EVENT_TYPE_LENGTH} "
+            f"characters), not {event.event_type!r}"
+        )
+    version = event.schema_version
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidEventError(f"schema version must be an int >= 1, not {version!r}")
+    if not isinstance(event.event_id, uuid.UUID):
+        raise InvalidEventError(f"event id must be a uuid.UUID, not {event.event_id!r}")
+    data = _encode_mapping("data", event.data)
+    metadata = _encode_mapping("metadata", event.metadata)
+    size = len(data) + len(metadata)
+    if size > payload_limit:
+        raise PayloadTooLargeError(size, payload_limit)
+    return PreparedEvent(event.event_id, event.event_type, version, data, metadata)
+
+
+def _encode_mapping(name: str, value: object) -> bytes:
+    if not isinstance(value, Mapping):
+        raise InvalidEventError(f"event {name} must be a mapping, not {type(value).__name__}")
+    try:
+        return _encoder.encode(_check_json(value, name))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise InvalidEventError(f"event {name} is not JSON-serialisable: {exc}") from exc
+
+
+def _check_json(value: Any, where: str) -> Any:
+    """Refuse values that JSON would silently change (non-str keys, NaN) or cannot hold."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a non-str key {key!r}")
+            _check_json(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{where}[{i}]")
+    elif isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        raise ValueError(f"{where} is not a finite number")
+    elif isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(f"{where} is a naive datetime; use a timezone-aware one")
+    elif not isinstance(value, str | int | float | bool | type(None) | datetime | uuid.UUID):
+        raise TypeError(f"{where} has a value of type {type(value).__name__}")
+    return value

@@ -1,0 +1,233 @@
+"""The aggregate repository: load = latest usable snapshot + the events after it; save = one
+conditional append, then (from the in-memory aggregate, never a re-read) the snapshot policy."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from .aggregate import Aggregate
+from .codec import EventRegistry
+from .errors import (
+    ConcurrencyError,
+    EventSourcingError,
+    HistoryTruncatedError,
+    InvalidInputError,
+    SnapshotError,
+    StoreError,
+)
+from .events import AppendResult, RecordedEvent, Snapshot, event_id_from
+from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
+from .stores.base import EventStore
+
+A = TypeVar("A", bound=Aggregate[Any])
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RepositoryStats:
+    """Counters a notebook or benchmark can read to see what loads actually did."""
+
+    loads: int = 0
+    events_replayed: int = 0
+    snapshot_hits: int = 0
+    snapshots_ignored: int = 0
+    snapshots_saved: int = 0
+    snapshot_failures: int = 0
+    cache_hits: int = 0
+
+
+class Repository(Generic[A]):
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry,
+        aggregate_cls: type[A],
+        snapshot_policy: SnapshotPolicy = NO_SNAPSHOTS,
+        *,
+        cache_size: int = 0,
+    ) -> None:
+        """``cache_size`` > 0 keeps that many recently saved aggregates in memory (as encoded
+        state). A cached aggregate is trusted optimistically: if another writer moved the
+        stream, the next save raises ``ConcurrencyError`` and evicts it, and the caller reloads
+        and decides again, exactly as without a cache."""
+        registry.validate()  # broken upcaster chains fail here, before any event is read
+        self.store = store
+        self.registry = registry
+        self.aggregate_cls = aggregate_cls
+        self.snapshot_policy = snapshot_policy
+        self.stats = RepositoryStats()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self, aggregate_id: str, *, at_version: int | None = None, as_of: datetime | None = None) -> A:
+        """The aggregate now, at a version, or as of a moment (events recorded at or before it).
+        A stream with no events loads as a new aggregate at version 0."""
+        if at_version is not None and as_of is not None:
+            raise InvalidInputError("give at_version or as_of, not both")
+        bad_version = not isinstance(at_version, int) or isinstance(at_version, bool) or at_version < 0
+        if at_version is not None and bad_version:
+            raise InvalidInputError(f"at_version must be an int >= 0, not {at_version!r}")
+        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+            raise InvalidInputError("as_of must be a timezone-aware datetime")
+        aggregate = self.aggregate_cls(aggregate_id)
+        stream_id = aggregate.stream_id
+        self.stats.loads += 1
+        if at_version is None and as_of is None and stream_id in self._cache:
+            version, snapshot_version, state = self._cache[stream_id]
+            self._cache.move_to_end(stream_id)
+            aggregate.restore_state(state)
+            aggregate.version, aggregate.snapshot_version = version, snapshot_version
+            self.stats.cache_hits += 1
+            return aggregate
+        snapshot = self._usable_snapshot(aggregate, at_version, as_of)
+        start = 0
+        if snapshot is not None:  # its state is restored already
+            aggregate.version = aggregate.snapshot_version = start = snapshot.version
+            self.stats.snapshot_hits += 1
+        if at_version == 0:
+            return aggregate
+        records = self.store.read_stream(stream_id, after=start, upto=at_version)
+        if records and records[0].version != start + 1:
+            raise HistoryTruncatedError(
+                f"{stream_id!r} starts at version {records[0].version}: events up to it were archived "
+                f"and no usable snapshot covers them"
+            )
+        replayed = self._replay(aggregate, records, as_of)
+        if at_version is not None and aggregate.version < at_version:
+            raise InvalidInputError(f"{stream_id!r} has {aggregate.version} events, fewer than {at_version}")
+        aggregate.replayed_on_load = replayed
+        return aggregate
+
+    def _replay(self, aggregate: A, records: list[RecordedEvent], as_of: datetime | None) -> int:
+        decode = self.registry.decode
+        replayed = 0
+        for record in records:
+            if as_of is not None and record.recorded_at > as_of:
+                break
+            for event in decode(record):
+                aggregate.apply(event)
+            aggregate.version = record.version
+            replayed += 1
+        self.stats.events_replayed += replayed
+        return replayed
+
+    def _usable_snapshot(self, aggregate: A, at_version: int | None, as_of: datetime | None) -> Snapshot | None:
+        try:
+            snapshot = self._find_snapshot(aggregate.stream_id, at_version, as_of)
+        except StoreError:
+            raise
+        except EventSourcingError as exc:
+            log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
+            self.stats.snapshots_ignored += 1
+            return None
+        if snapshot is None:
+            return None
+        cls = self.aggregate_cls
+        if snapshot.state_type != cls.aggregate_type or snapshot.state_schema_version != cls.state_schema_version:
+            log.info(
+                "ignoring snapshot of %s at v%d: state %s v%d, code expects %s v%d",
+                aggregate.stream_id, snapshot.version, snapshot.state_type, snapshot.state_schema_version,
+                cls.aggregate_type, cls.state_schema_version,
+            )
+            self.stats.snapshots_ignored += 1
+            return None
+        try:
+            aggregate.restore_state(snapshot.state)  # decode now, so a corrupt one falls back
+        except SnapshotError as exc:
+            log.warning("ignoring corrupt snapshot of %s at v%d: %s", aggregate.stream_id, snapshot.version, exc)
+            self.stats.snapshots_ignored += 1
+            aggregate.state = cls.State()
+            return None
+        return snapshot
+
+    def _find_snapshot(self, stream_id: str, at_version: int | None, as_of: datetime | None) -> Snapshot | None:
+        if as_of is None:
+            return self.store.latest_snapshot(stream_id, upto=at_version)
+        for version in self.store.snapshot_versions(stream_id):
+            snapshot = self.store.latest_snapshot(stream_id, upto=version)
+            if snapshot is not None and snapshot.taken_at <= as_of:
+                return snapshot
+        return None
+
+    # -- saving --------------------------------------------------------------------------
+
+    def save(
+        self,
+        aggregate: A,
+        *,
+        request_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AppendResult:
+        """Append the aggregate's pending events, expecting the version it was loaded at.
+
+        With a ``request_id``, event ids derive from it, so re-sending the same request after a
+        lost reply is recognised by the store as a retry and writes nothing twice."""
+        stream_id = aggregate.stream_id
+        meta = dict(metadata or {})
+        if request_id is not None:
+            meta.setdefault("request_id", request_id)
+        new_events = [
+            self.registry.encode(
+                event,
+                event_id=event_id_from(request_id, stream_id, i) if request_id is not None else None,
+                metadata=meta,
+            )
+            for i, event in enumerate(aggregate.pending)
+        ]
+        try:
+            result = self.store.append(stream_id, new_events, aggregate.version)
+        except (ConcurrencyError, StoreError):
+            self._cache.pop(stream_id, None)
+            raise
+        aggregate.version = result.last_version
+        aggregate.pending = []
+        if new_events:
+            self._maybe_snapshot(aggregate, result)
+        if self.cache_size and not result.duplicate:
+            self._remember(aggregate)
+        return result
+
+    def _remember(self, aggregate: A) -> None:
+        self._cache[aggregate.stream_id] = (aggregate.version, aggregate.snapshot_version, aggregate.snapshot_state())
+        self._cache.move_to_end(aggregate.stream_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def forget(self, aggregate_id: str | None = None) -> None:
+        """Drop one aggregate (or all) from the cache."""
+        if aggregate_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(self.aggregate_cls.stream_id_for(aggregate_id), None)
+
+    def _maybe_snapshot(self, aggregate: A, result: AppendResult) -> None:
+        policy = self.snapshot_policy
+        stream_id = aggregate.stream_id
+        if not policy.should_snapshot(aggregate.version, aggregate.snapshot_version, aggregate.replayed_on_load):
+            return
+        snapshot = Snapshot(
+            stream_id=stream_id,
+            version=aggregate.version,
+            state_type=self.aggregate_cls.aggregate_type,
+            state_schema_version=self.aggregate_cls.state_schema_version,
+            state=aggregate.snapshot_state(),
+            taken_at=result.recorded_at or self.store.clock(),  # the moment of the last event it covers
+        )
+        try:
+            self.store.save_snapshot(snapshot)
+            self.store.prune_snapshots(stream_id, policy.keep)
+        except EventSourcingError as exc:
+            # the events are committed; a missing snapshot only costs a longer replay later
+            log.warning("snapshot of %s at v%d not saved: %s", stream_id, aggregate.version, exc)
+            self.stats.snapshot_failures += 1
+            return
+        aggregate.snapshot_version = aggregate.version
+        aggregate.replayed_on_load = 0
+        self.stats.snapshots_saved += 1

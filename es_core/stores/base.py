@@ -1,0 +1,243 @@
+"""The event store contract. Public methods validate input once, here, and delegate to a
+backend's private methods, so every backend refuses bad input identically and writes nothing.
+
+Every backend must pass ``tests/contract`` unchanged.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, SnapshotError
+from ..events import AppendResult, Expect, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
+from ..limits import (
+    MAX_PAYLOAD_BYTES,
+    PreparedEvent,
+    check_expected_version,
+    check_stream_id,
+    check_version_bound,
+    prepare_events,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of streams with optimistic concurrency and idempotent appends."""
+
+    #: URL scheme the backend answers to, e.g. ``"sqlite"``.
+    scheme: str = ""
+
+    def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
+        self.clock: Clock = clock or utc_now
+        self.payload_limit = payload_limit
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = Expect.ANY,
+    ) -> AppendResult:
+        """Append ``events`` atomically after checking ``expected_version``.
+
+        Raises ``ConcurrencyError`` when the stream is elsewhere, unless every event id is
+        already stored at the stream's matching versions: then the append is a retry of one
+        that landed, nothing is written, and the original result is returned with
+        ``duplicate=True``.
+        """
+        stream_id = check_stream_id(stream_id)
+        expected = check_expected_version(expected_version)
+        prepared = prepare_events(events, self.payload_limit)
+        recorded_at = self.clock()
+        if recorded_at.tzinfo is None:
+            raise InvalidInputError("the store's clock returned a naive datetime")
+        return self._append(stream_id, prepared, expected, recorded_at)
+
+    @abc.abstractmethod
+    def _append(
+        self,
+        stream_id: str,
+        events: list[PreparedEvent],
+        expected: ExpectedVersion,
+        recorded_at: datetime,
+    ) -> AppendResult: ...
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with ``after < version <= upto``, in version order (or the
+        reverse), at most ``limit`` of them. A missing stream reads as empty."""
+        stream_id = check_stream_id(stream_id)
+        after = check_version_bound("after", after, allow_none=False) or 0
+        upto = check_version_bound("upto", upto)
+        limit = check_version_bound("limit", limit)
+        if limit == 0 or (upto is not None and upto <= after):
+            return []
+        return self._read_stream(stream_id, after, upto, limit, bool(reverse))
+
+    @abc.abstractmethod
+    def _read_stream(
+        self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
+    ) -> list[RecordedEvent]: ...
+
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: the number of events ever appended (0 if none)."""
+        return self._stream_version(check_stream_id(stream_id))
+
+    @abc.abstractmethod
+    def _stream_version(self, stream_id: str) -> int: ...
+
+    def read_all(
+        self, *, after: int = 0, limit: int | None = None, page_size: int = 1000
+    ) -> Iterator[RecordedEvent]:
+        """The global log in commit order from ``position > after``; resumable by passing
+        the last position seen. Read lazily in pages."""
+        after = check_version_bound("after", after, allow_none=False) or 0
+        limit = check_version_bound("limit", limit)
+        page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
+        return self._read_all(after, limit, page_size)
+
+    @abc.abstractmethod
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]: ...
+
+    @abc.abstractmethod
+    def head_position(self) -> int:
+        """The position of the last committed event in the global log (0 if none)."""
+
+    def settled_position(self) -> int:
+        """The position up to which no earlier event can still appear in the global log.
+        Equal to ``head_position`` on single-node backends that commit in order."""
+        return self.head_position()
+
+    @abc.abstractmethod
+    def schema_census(self) -> dict[tuple[str, int], int]:
+        """Counts of stored events per (event type, schema version)."""
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot in the snapshot table, replacing one at the same version."""
+        if not isinstance(snapshot, Snapshot):
+            raise InvalidInputError(f"expected a Snapshot, not {type(snapshot).__name__}")
+        check_stream_id(snapshot.stream_id)
+        if snapshot.version < 1:
+            raise InvalidInputError("a snapshot must cover at least one event")
+        if len(snapshot.state) > self.payload_limit:
+            raise SnapshotError(f"snapshot state is over the payload limit of {self.payload_limit}")
+        self._save_snapshot(snapshot)
+
+    @abc.abstractmethod
+    def _save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    def latest_snapshot(self, stream_id: str, *, upto: int | None = None) -> Snapshot | None:
+        """The newest snapshot of the stream at or before version ``upto``."""
+        return self._latest_snapshot(check_stream_id(stream_id), check_version_bound("upto", upto))
+
+    @abc.abstractmethod
+    def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None: ...
+
+    def snapshot_versions(self, stream_id: str) -> list[int]:
+        """Versions that have a snapshot, newest first."""
+        return self._snapshot_versions(check_stream_id(stream_id))
+
+    @abc.abstractmethod
+    def _snapshot_versions(self, stream_id: str) -> list[int]: ...
+
+    def prune_snapshots(self, stream_id: str, keep: int) -> int:
+        """Delete all but the newest ``keep`` snapshots; returns how many were deleted."""
+        stream_id = check_stream_id(stream_id)
+        keep = check_version_bound("keep", keep, allow_none=False) or 0
+        doomed = self._snapshot_versions(stream_id)[keep:]
+        if doomed:
+            self._delete_snapshots(stream_id, doomed)
+        return len(doomed)
+
+    @abc.abstractmethod
+    def _delete_snapshots(self, stream_id: str, versions: list[int]) -> None: ...
+
+    # -- retention -----------------------------------------------------------------------
+
+    def truncate_stream(self, stream_id: str, before_version: int) -> int:
+        """Delete the stream's events with ``version < before_version`` (retention after a
+        snapshot). The latest event always stays, so the stream keeps its version.
+        Returns how many events were deleted. Prefer ``es_core.retention``, which checks a
+        snapshot covers them and can archive them first."""
+        stream_id = check_stream_id(stream_id)
+        before = check_version_bound("before_version", before_version, allow_none=False) or 0
+        current = self._stream_version(stream_id)
+        if before > current:
+            raise InvalidInputError(
+                f"cannot truncate {stream_id!r} before version {before}: it is at {current}"
+            )
+        return self._truncate_stream(stream_id, before) if before > 1 else 0
+
+    @abc.abstractmethod
+    def _truncate_stream(self, stream_id: str, before_version: int) -> int: ...
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_expected(
+    stream_id: str, expected: ExpectedVersion, current: int
+) -> ConcurrencyError | None:
+    """The conflict an append would raise, or None when it may proceed."""
+    if expected is Expect.ANY:
+        return None
+    if expected is Expect.NO_STREAM:
+        ok = current == 0
+    elif expected is Expect.STREAM_EXISTS:
+        ok = current > 0
+    else:
+        ok = current == expected
+    return None if ok else ConcurrencyError(stream_id, expected, current)
+
+
+def match_retry(
+    stream_id: str,
+    events: list[PreparedEvent],
+    stored: Sequence[tuple[object, str, int]],
+) -> AppendResult:
+    """Decide whether an append whose first event id is already stored is a retry.
+
+    ``stored`` lists (event_id, stream_id, version) for the append's ids that are stored, in
+    the append's order. A retry means every id is stored, in this stream, at consecutive
+    versions; anything else is refused rather than half-applied."""
+    if len(stored) != len(events):
+        missing = len(events) - len(stored)
+        raise DuplicateEventIdError(
+            stored[0][0], f"{missing} of the append's {len(events)} events are new, so it is not a retry"
+        )
+    first = stored[0][2]
+    for i, (event_id, sid, version) in enumerate(stored):
+        if sid != stream_id:
+            raise DuplicateEventIdError(event_id, f"it belongs to stream {sid!r}")
+        if version != first + i:
+            raise DuplicateEventIdError(event_id, "the stored events are in another order")
+    return AppendResult(
+        stream_id=stream_id, first_version=first, last_version=first + len(events) - 1, duplicate=True
+    )

@@ -1,0 +1,141 @@
+"""An in-memory store: for tests, notebooks and what-if scratch replays. Thread-safe; gone on exit."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+
+import msgspec
+
+from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
+from ..limits import PreparedEvent
+from .base import EventStore, check_expected, match_retry
+
+_decode = msgspec.json.decode
+
+
+class MemoryStore(EventStore):
+    scheme = "memory"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._lock = threading.RLock()
+        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._versions: dict[str, int] = {}
+        self._log: list[RecordedEvent | None] = []  # index = position - 1; None once truncated
+        self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}  # id -> (stream, version, position)
+        self._snapshots: dict[str, dict[int, Snapshot]] = {}
+
+    def _append(
+        self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
+    ) -> AppendResult:
+        with self._lock:
+            current = self._versions.get(stream_id, 0)
+            if events and events[0].event_id in self._ids:
+                return self._retry(stream_id, events)
+            conflict = check_expected(stream_id, expected, current)
+            if conflict:
+                raise conflict
+            for e in events:
+                if e.event_id in self._ids:
+                    return self._retry(stream_id, events)
+            stream = self._streams.setdefault(stream_id, [])
+            for i, e in enumerate(events, start=1):
+                record = RecordedEvent(
+                    stream_id=stream_id,
+                    version=current + i,
+                    position=len(self._log) + 1,
+                    event_id=e.event_id,
+                    event_type=e.event_type,
+                    schema_version=e.schema_version,
+                    data=_decode(e.data),
+                    metadata=_decode(e.metadata),
+                    recorded_at=recorded_at,
+                )
+                self._log.append(record)
+                stream.append(record)
+                self._ids[e.event_id] = (stream_id, record.version, record.position)
+            self._versions[stream_id] = current + len(events)
+            return AppendResult(
+                stream_id=stream_id,
+                first_version=current + 1,
+                last_version=current + len(events),
+                last_position=len(self._log) if events else None,
+                recorded_at=recorded_at if events else None,
+            )
+
+    def _retry(self, stream_id: str, events: list[PreparedEvent]) -> AppendResult:
+        found = [(e.event_id, *self._ids[e.event_id][:2]) for e in events if e.event_id in self._ids]
+        result = match_retry(stream_id, events, found)
+        last = self._log[self._ids[events[-1].event_id][2] - 1]
+        assert last is not None
+        return msgspec.structs.replace(result, last_position=last.position, recorded_at=last.recorded_at)
+
+    def _read_stream(
+        self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
+    ) -> list[RecordedEvent]:
+        with self._lock:
+            selected = [
+                e for e in self._streams.get(stream_id, ())
+                if e.version > after and (upto is None or e.version <= upto)
+            ]
+        if reverse:
+            selected.reverse()
+        return selected[:limit] if limit is not None else selected
+
+    def _stream_version(self, stream_id: str) -> int:
+        return self._versions.get(stream_id, 0)
+
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+        produced = 0
+        position = after
+        while limit is None or produced < limit:
+            with self._lock:
+                page = [e for e in self._log[position : position + page_size] if e is not None]
+                end = min(len(self._log), position + page_size)
+            if end <= position:
+                return
+            position = end
+            for event in page:
+                if limit is not None and produced >= limit:
+                    return
+                produced += 1
+                yield event
+
+    def head_position(self) -> int:
+        return len(self._log)
+
+    def schema_census(self) -> dict[tuple[str, int], int]:
+        with self._lock:
+            return dict(Counter((e.event_type, e.schema_version) for e in self._log if e is not None))
+
+    def _save_snapshot(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshots.setdefault(snapshot.stream_id, {})[snapshot.version] = snapshot
+
+    def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None:
+        with self._lock:
+            versions = [v for v in self._snapshots.get(stream_id, {}) if upto is None or v <= upto]
+            return self._snapshots[stream_id][max(versions)] if versions else None
+
+    def _snapshot_versions(self, stream_id: str) -> list[int]:
+        with self._lock:
+            return sorted(self._snapshots.get(stream_id, {}), reverse=True)
+
+    def _delete_snapshots(self, stream_id: str, versions: list[int]) -> None:
+        with self._lock:
+            for v in versions:
+                self._snapshots.get(stream_id, {}).pop(v, None)
+
+    def _truncate_stream(self, stream_id: str, before_version: int) -> int:
+        with self._lock:
+            stream = self._streams.get(stream_id, [])
+            doomed = [e for e in stream if e.version < before_version]
+            for e in doomed:
+                self._log[e.position - 1] = None
+                del self._ids[e.event_id]
+            self._streams[stream_id] = [e for e in stream if e.version >= before_version]
+            return len(doomed)
