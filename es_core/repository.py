@@ -94,9 +94,12 @@ class Repository(Generic[A]):
         if at_version == 0:
             return aggregate
         records = self.store.read_stream(stream_id, after=start, upto=at_version)
-        if records and records[0].version != start + 1:
+        # retention always keeps a stream's latest event, so an empty read before it means archived
+        wanted_more = at_version is not None and at_version > start
+        truncated_before_target = not records and wanted_more and self.store.stream_version(stream_id) > start
+        if truncated_before_target or (records and records[0].version != start + 1):
             raise HistoryTruncatedError(
-                f"{stream_id!r} starts at version {records[0].version}: events up to it were archived "
+                f"{stream_id!r}: the events after version {start} were archived "
                 f"and no usable snapshot covers them"
             )
         replayed = self._replay(aggregate, records, as_of)

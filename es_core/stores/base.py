@@ -33,6 +33,8 @@ class EventStore(abc.ABC):
 
     #: URL scheme the backend answers to, e.g. ``"sqlite"``.
     scheme: str = ""
+    #: A URL that ``open_store`` turns into another handle on the same data.
+    url: str = ""
 
     def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
         self.clock: Clock = clock or utc_now

@@ -19,6 +19,7 @@ _decode = msgspec.json.decode
 
 class MemoryStore(EventStore):
     scheme = "memory"
+    url = "memory://"
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]

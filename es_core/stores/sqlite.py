@@ -97,6 +97,7 @@ class SQLiteStore(EventStore):
             raise InvalidInputError(f"synchronous must be one of {self.SYNCHRONOUS}, not {synchronous!r}")
         self.synchronous = synchronous
         self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"  # an absolute path gives the four-slash form
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         with _translated():
