@@ -1,0 +1,52 @@
+# Targets the README names. Everything runs from the project's own virtual environment (.venv).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SMALL  ?= 1
+
+.PHONY: setup lab tour test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
+
+setup: $(STAMP)  ## create .venv and install the project with every extra
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench]"
+	touch $(STAMP)
+
+lab: setup  ## open JupyterLab on the notebooks (embedded SQLite store by default)
+	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
+
+tour: setup  ## headless: run the tour, print what it did, export the notebooks to HTML
+	$(PY) -m workbench tour
+
+test: setup  ## lint + the whole test suite (starts a Cassandra node when Java and Maven are present)
+	bash scripts/run-tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/ruff format es_core downloads workbench benchmarks tests
+
+bench: setup  ## benchmarks on the embedded default, JSON on stdout
+	$(PY) -m benchmarks run --store sqlite:///data/local/bench.db --workload downloads --json
+
+scaling: setup
+	$(PY) -m benchmarks scaling --json
+
+reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios; prints a table
+	$(PY) -m reliability run
+
+simulate: setup  ## a year of simulated member activity into the default store
+	$(PY) -m downloads simulate --members 1000 --days 365 --seed 7
+
+cassandra-start:
+	scripts/cassandra-node start
+
+cassandra-stop:
+	scripts/cassandra-node stop
+
+clean:
+	rm -rf data/local artifacts .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,187 @@
+"""Schema versioning: upcaster chains, their start-up validation, and tolerant reading."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from es_core import (
+    DomainEvent,
+    EventDecodeError,
+    EventRegistry,
+    RecordedEvent,
+    UnknownEventTypeError,
+    UnsupportedSchemaVersionError,
+    UpcasterChainError,
+)
+
+
+class Renewed(DomainEvent, frozen=True):
+    event_type = "LicenseRenewed"
+    schema_version = 3
+    license_id: str
+    days: int
+    counts_as_download: bool
+
+
+class Acquired(DomainEvent, frozen=True):
+    event_type = "LicenseAcquired"
+    schema_version = 1
+    license_id: str
+    device: str
+
+
+class Released(DomainEvent, frozen=True):
+    event_type = "LicenseReleased"
+    license_id: str
+
+
+def record(event_type: str, version: int, data: dict) -> RecordedEvent:  # type: ignore[type-arg]
+    return RecordedEvent(
+        stream_id="s", version=1, position=1, event_id=uuid.uuid4(), event_type=event_type,
+        schema_version=version, data=data, metadata={}, recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def full_registry() -> EventRegistry:
+    r = EventRegistry(Renewed, Acquired, Released)
+    r.add_upcaster("LicenseRenewed", 1, lambda d: {**d, "counts_as_download": True})  # added field, default
+    r.add_upcaster("LicenseRenewed", 2, lambda d: {"license_id": d["licence"], **{k: v for k, v in d.items() if k != "licence"}})
+    r.rename_type("LicenceGranted", 1, "LicenseAcquired", 1)  # renamed event type
+    r.split(
+        "LicenseSwapped", 1,
+        lambda d: [("LicenseReleased", 1, {"license_id": d["old"]}),
+                   ("LicenseAcquired", 1, {"license_id": d["new"], "device": d["device"]})],
+        into=[("LicenseReleased", 1), ("LicenseAcquired", 1)],
+    )
+    r.retire("DeviceHeartbeat", upto_version=2)
+    r.validate()
+    return r
+
+
+def test_added_and_renamed_fields_are_upcast_in_a_chain() -> None:
+    r = full_registry()
+    (event,) = r.decode(record("LicenseRenewed", 1, {"licence": "L1", "days": 7}))
+    assert event == Renewed(license_id="L1", days=7, counts_as_download=True)
+    (event,) = r.decode(record("LicenseRenewed", 2, {"licence": "L1", "days": 2, "counts_as_download": False}))
+    assert event == Renewed(license_id="L1", days=2, counts_as_download=False)
+    (event,) = r.decode(record("LicenseRenewed", 3, {"license_id": "L1", "days": 1, "counts_as_download": True}))
+    assert event.days == 1
+
+
+def test_renamed_types_split_events_and_retired_types() -> None:
+    r = full_registry()
+    assert r.decode(record("LicenceGranted", 1, {"license_id": "L", "device": "d"})) == [
+        Acquired(license_id="L", device="d")
+    ]
+    assert r.decode(record("LicenseSwapped", 1, {"old": "A", "new": "B", "device": "d"})) == [
+        Released(license_id="A"), Acquired(license_id="B", device="d")
+    ]
+    assert r.decode(record("DeviceHeartbeat", 2, {"x": 1})) == []
+    with pytest.raises(UnknownEventTypeError):
+        r.decode(record("DeviceHeartbeat", 3, {}))  # newer than the retirement
+
+
+def test_upcasters_do_not_mutate_what_was_read() -> None:
+    r = EventRegistry(Renewed)
+    r.add_upcaster("LicenseRenewed", 1, lambda d: d.update(counts_as_download=False) or d)  # careless
+    r.add_upcaster("LicenseRenewed", 2, lambda d: {**d, "license_id": d.pop("licence")})
+    stored = {"licence": "L", "days": 1}
+    rec = record("LicenseRenewed", 1, stored)
+    assert r.decode(rec)[0].license_id == "L"
+    assert rec.data == {"licence": "L", "days": 1}
+
+
+def test_encode_round_trips_through_decode() -> None:
+    r = full_registry()
+    new = r.encode(Renewed(license_id="L", days=3, counts_as_download=False), metadata={"command_id": "c"})
+    assert (new.event_type, new.schema_version, new.metadata) == ("LicenseRenewed", 3, {"command_id": "c"})
+    assert r.decode(record(new.event_type, new.schema_version, dict(new.data))) == [
+        Renewed(license_id="L", days=3, counts_as_download=False)
+    ]
+
+
+def test_unknown_types_and_newer_versions_raise_by_default() -> None:
+    r = full_registry()
+    with pytest.raises(UnknownEventTypeError) as unknown:
+        r.decode(record("Mystery", 1, {}))
+    assert unknown.value.event_type == "Mystery"
+    with pytest.raises(UnsupportedSchemaVersionError) as newer:
+        r.decode(record("LicenseRenewed", 4, {}))
+    assert (newer.value.schema_version, newer.value.known) == (4, 3)
+
+
+def test_tolerant_mode_skips_and_counts() -> None:
+    r = full_registry()
+    r.tolerant = True
+    records = [
+        record("Mystery", 1, {}),
+        record("LicenseRenewed", 4, {}),
+        record("LicenseRenewed", 4, {}),
+        record("LicenseReleased", 1, {"license_id": "L"}),
+    ]
+    assert [d.event for d in r.decode_all(records)] == [Released(license_id="L")]
+    assert r.skipped == {("Mystery", 1): 1, ("LicenseRenewed", 4): 2}
+
+
+def test_a_payload_that_does_not_fit_is_a_decode_error() -> None:
+    r = full_registry()
+    with pytest.raises(EventDecodeError, match="LicenseReleased"):
+        r.decode(record("LicenseReleased", 1, {"license_id": 42}))
+    with pytest.raises(EventDecodeError):
+        r.decode(record("LicenseReleased", 1, {}))
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [
+        (lambda r: r.add_upcaster("LicenseRenewed", 1, dict), "gap: LicenseRenewed is at v3 but has no step from v2"),
+        (lambda r: r.add_upcaster("Nowhere", 1, dict), "leads to Nowhere v2, which is nowhere"),
+        (lambda r: r.rename_type("Old", 1, "Missing", 1), "leads to Missing v1"),
+        (lambda r: r.add_upcaster("LicenseAcquired", 1, dict), "starts at or after its current version"),
+        (lambda r: (r.rename_type("A", 1, "B", 1), r.rename_type("B", 1, "A", 1)), "nowhere"),
+        (lambda r: r.retire("LicenseAcquired", 1), "both registered and retired"),
+    ],
+    ids=["gap", "to-nowhere", "rename-to-nowhere", "from-current", "cycle", "retired-and-live"],
+)
+def test_broken_chains_fail_validation(build, problem: str) -> None:  # type: ignore[no-untyped-def]
+    r = EventRegistry(Renewed, Acquired)
+    build(r)
+    with pytest.raises(UpcasterChainError, match=problem):
+        r.validate()
+
+
+def test_duplicate_steps_fail_at_registration() -> None:
+    r = EventRegistry(Renewed)
+    r.add_upcaster("LicenseRenewed", 1, dict)
+    with pytest.raises(UpcasterChainError, match="duplicate"):
+        r.add_upcaster("LicenseRenewed", 1, dict)
+    with pytest.raises(UpcasterChainError, match="duplicate"):
+        r.rename_type("LicenseRenewed", 1, "X")
+
+
+def test_reading_validates_first() -> None:
+    r = EventRegistry(Renewed)  # v3 with no steps: broken
+    with pytest.raises(UpcasterChainError):
+        r.decode(record("LicenseRenewed", 3, {"license_id": "L", "days": 1, "counts_as_download": True}))
+
+
+def test_a_split_that_returns_an_undeclared_shape_fails_loudly() -> None:
+    r = EventRegistry(Released)
+    r.split("Old", 1, lambda d: [("Surprise", 1, {})], into=[("LicenseReleased", 1)])
+    with pytest.raises(UpcasterChainError, match="undeclared"):
+        r.decode(record("Old", 1, {}))
+
+
+def test_registering_a_non_event_or_a_second_class_for_a_type_fails() -> None:
+    r = EventRegistry(Released)
+    with pytest.raises(UpcasterChainError):
+        r.register(dict)  # type: ignore[arg-type]
+
+    class Other(DomainEvent, frozen=True):
+        event_type = "LicenseReleased"
+
+    with pytest.raises(UpcasterChainError, match="twice"):
+        r.register(Other)
