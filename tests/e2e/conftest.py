@@ -2,8 +2,9 @@
 
 The browser is the system Chromium (``scripts/install-browser``); Playwright
 is only used as a driver and never downloads browsers. Tests skip, saying how
-to enable them, when either is missing. Override the browser path with
-``ES_CHROMIUM``.
+to enable them, when either is missing, and fail instead under
+``ES_REQUIRE_BROWSER=1`` (strict runs of ``scripts/run-tests``). Override the
+browser path with ``ES_CHROMIUM``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 try:
-    from .lab import LabServer, run_lab
-except ImportError:  # rootdir-relative import mode without __init__.py files
-    from lab import LabServer, run_lab  # type: ignore[no-redef]
+    from .lab import LabServer, require_module, run_lab, unavailable
+except ImportError:  # imported as a top-level module (no tests/e2e/__init__.py)
+    from lab import LabServer, require_module, run_lab, unavailable  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -47,9 +48,9 @@ LabFactory = Callable[..., LabServer]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: drives JupyterLab in a headless browser")
-    # Declared here too so the mark is known even without pytest-timeout.
-    config.addinivalue_line("markers", "timeout(seconds): per-test time limit")
+    # Keeps --strict-markers happy should pytest-timeout be missing.
+    if not config.pluginmanager.hasplugin("timeout"):
+        config.addinivalue_line("markers", "timeout(seconds): per-test time limit (pytest-timeout)")
 
 
 def jupyter_executable() -> str:
@@ -59,17 +60,16 @@ def jupyter_executable() -> str:
         return str(candidate)
     found = shutil.which("jupyter")
     if found is None:
-        pytest.skip("jupyter not installed; install jupyterlab into the venv")
+        unavailable("jupyter not installed; install jupyterlab into the venv")
     return found
 
 
 @pytest.fixture(scope="session")
 def chromium_browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}; run scripts/install-browser to enable e2e tests")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api",
-        reason="playwright not installed; pip install playwright (never `playwright install`)",
+        unavailable(f"no Chromium at {CHROMIUM}; run scripts/install-browser to enable e2e tests")
+    sync_api = require_module(
+        "playwright.sync_api", "pip install playwright (never `playwright install`: the system Chromium is used)"
     )
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -8,10 +8,11 @@ command the README documents:
   ``--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port=P
   --ServerApp.port_retries=0 --IdentityProvider.token=T`` (plus
   ``--allow-root`` when running as root).
-* ``append_args=False``: the command is run verbatim (e.g. ``["make", "lab"]``,
-  where extra arguments cannot be forwarded). The same settings then reach the
-  server only through ``jupyter_server_config.json`` in a private
-  ``JUPYTER_CONFIG_DIR``, which Jupyter reads whatever wrapper started it.
+* ``append_args=False``: the command is run verbatim (e.g. ``["make", "lab"]``
+  from the repository root), so nothing about it differs from what users type.
+  The same settings then reach the server only through
+  ``jupyter_server_config.json`` in a private ``JUPYTER_CONFIG_DIR``, which
+  Jupyter reads whatever wrapper started it.
 
 The config file is written in both modes; it also keeps the test independent
 of the user's own ``~/.jupyter`` settings, workspaces and kernels.
@@ -19,6 +20,7 @@ of the user's own ``~/.jupyter`` settings, workspaces and kernels.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -34,7 +36,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, NoReturn
+
+import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -96,6 +101,20 @@ class LabServer:
         except OSError:
             return "<no log>"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip, or fail when ``ES_REQUIRE_BROWSER=1`` (strict runs must not skip)."""
+    if os.environ.get("ES_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{message} (ES_REQUIRE_BROWSER=1)")
+    pytest.skip(message)
+
+
+def require_module(name: str, hint: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        unavailable(f"{name} not importable; {hint}")
 
 
 def free_port() -> int:
