@@ -1,0 +1,130 @@
+"""downloads: Netflix's download licence accounting, rebuilt on ``es_core``.
+
+A member downloads titles to devices; each download is a licence, validated against studio
+and plan rules that live in data (``data/rules/*.toml``), with the member's past downloads
+taken into account. One stream per member is the consistency boundary; *License* and
+*Downloaded* are entities inside it. Commands go through ``DownloadService`` (load, check the
+rules, record, save; idempotent by request id); denials are events. Read models, a seeded
+simulator, what-if replays under other rules, and explanations are built on the same log.
+
+Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
+"""
+
+from .catalogue import DEFAULT_CATALOGUE_PATH, Catalogue, Studio, Title, load_catalogue
+from .commands import (
+    AcquireLicense,
+    CancelMembership,
+    ChangePlan,
+    Command,
+    ExpireTitleLicenses,
+    PlayDownload,
+    RegisterDevice,
+    ReleaseLicense,
+    RemoveDevice,
+    RenewLicense,
+    Subscribe,
+    command_from_payload,
+)
+from .downloaded import Downloaded, DownloadedState
+from .errors import (
+    CommandRefusedError,
+    DownloadsError,
+    InvalidCommandError,
+    LicenseNotHeldError,
+    NotSubscribedError,
+    RequestForgottenError,
+    RuleFileError,
+    UnknownDeviceError,
+)
+from .events import (
+    EVENT_TYPES,
+    DeviceRegistered,
+    DeviceRemoved,
+    DownloadDenied,
+    LicenseAcquired,
+    LicenseExpired,
+    LicensePlayed,
+    LicenseReleased,
+    LicenseRenewed,
+    MembershipCancelled,
+    MemberSubscribed,
+    PlanChanged,
+    new_registry,
+)
+from .explain import DenialExplanation, TimelineEntry, explain_denial, timeline
+from .licence import License, LicenseState
+from .member import MemberAccount, MemberState, license_id_for
+from .projections import ActiveLicences, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
+from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
+from .service import DownloadService, Outcome
+from .simulator import SimulationReport, simulate
+from .whatif import Change, WhatIfReport, recorded_requests, whatif
+
+__all__ = [
+    "DEFAULT_CATALOGUE_PATH",
+    "DEFAULT_RULES_PATH",
+    "EVENT_TYPES",
+    "RULE_IDS",
+    "AcquireLicense",
+    "ActiveLicences",
+    "CancelMembership",
+    "Catalogue",
+    "Change",
+    "ChangePlan",
+    "Command",
+    "CommandRefusedError",
+    "DenialExplanation",
+    "DenialsByRule",
+    "DeviceRegistered",
+    "DeviceRemoved",
+    "DevicesPerMember",
+    "DownloadDenied",
+    "DownloadService",
+    "Downloaded",
+    "DownloadedState",
+    "DownloadsError",
+    "DownloadsPerTitleDay",
+    "ExpireTitleLicenses",
+    "InvalidCommandError",
+    "License",
+    "LicenseAcquired",
+    "LicenseExpired",
+    "LicenseNotHeldError",
+    "LicensePlayed",
+    "LicenseReleased",
+    "LicenseRenewed",
+    "LicenseState",
+    "MemberAccount",
+    "MemberState",
+    "MemberSubscribed",
+    "MembershipCancelled",
+    "NotSubscribedError",
+    "Outcome",
+    "PlanChanged",
+    "PlayDownload",
+    "ReadModels",
+    "RegisterDevice",
+    "ReleaseLicense",
+    "RemoveDevice",
+    "RenewLicense",
+    "RequestForgottenError",
+    "RuleFileError",
+    "RuleSet",
+    "SimulationReport",
+    "Studio",
+    "Subscribe",
+    "TimelineEntry",
+    "Title",
+    "UnknownDeviceError",
+    "WhatIfReport",
+    "command_from_payload",
+    "explain_denial",
+    "license_id_for",
+    "load_catalogue",
+    "load_rules",
+    "new_registry",
+    "recorded_requests",
+    "simulate",
+    "timeline",
+    "whatif",
+]

@@ -1,0 +1,246 @@
+"""``python -m downloads``: simulate, what-if, explain, check.
+
+    python -m downloads simulate --members 1000 --days 365 --seed 1 [--store URL] [--json]
+    python -m downloads simulate --small --store memory:// --json
+    python -m downloads whatif --store URL --rules data/rules/generous_title_limit.toml [--json]
+    python -m downloads explain --store URL --member m00042 [--request m00042-17] [--json]
+    python -m downloads check data/rules/default.toml data/catalogue.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from es_core import EventSourcingError, EventStore, open_store
+
+from ._files import read_toml
+from .catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
+from .explain import explain_denial, timeline
+from .rules import DEFAULT_RULES_PATH, load_rules
+from .simulator import DEFAULT_START, simulate
+from .whatif import whatif
+
+SIM_STORE = "sqlite:///data/local/sim.db"
+SMALL = (50, 30)  # members, days: a size for CI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (EventSourcingError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m downloads", description="The downloads licensing domain.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    sim = sub.add_parser("simulate", help="simulate members downloading over time")
+    sim.add_argument("--members", type=int, default=1000)
+    sim.add_argument("--days", type=int, default=365)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--small", action="store_true", help=f"{SMALL[0]} members x {SMALL[1]} days (for CI)")
+    sim.add_argument("--store", help=f"store URL (default {SIM_STORE}?synchronous=normal)")
+    sim.add_argument("--durable", action="store_true", help="with the default store: fsync every commit")
+    sim.add_argument("--fresh", action="store_true", help="delete the SQLite file first if it exists")
+    sim.add_argument("--rules", type=Path, default=DEFAULT_RULES_PATH)
+    sim.add_argument("--catalogue", type=Path, default=DEFAULT_CATALOGUE_PATH)
+    sim.add_argument("--start", type=_aware, default=DEFAULT_START, help="ISO date-time with offset")
+    sim.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    sim.add_argument("--quiet", action="store_true", help="no progress line")
+    sim.set_defaults(run=_simulate)
+
+    wi = sub.add_parser("whatif", help="replay a recorded store's requests under other rules")
+    wi.add_argument("--store", required=True)
+    wi.add_argument("--rules", type=Path, required=True)
+    wi.add_argument("--catalogue", type=Path, default=DEFAULT_CATALOGUE_PATH)
+    wi.add_argument("--scratch", default="memory://", help="store URL to replay into (default memory://)")
+    wi.add_argument("--changes", type=int, default=20, help="changes to list (default 20)")
+    wi.add_argument("--json", action="store_true")
+    wi.set_defaults(run=_whatif)
+
+    ex = sub.add_parser("explain", help="a member's timeline, or why a request was denied")
+    ex.add_argument("--store", required=True)
+    ex.add_argument("--member", required=True)
+    ex.add_argument("--request", help="explain this denied request")
+    ex.add_argument("--aggregate", help="only this licence, title or device")
+    ex.add_argument("--rules", type=Path, default=DEFAULT_RULES_PATH)
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(run=_explain)
+
+    check = sub.add_parser("check", help="validate rule and catalogue files")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(run=_check)
+    return parser
+
+
+def _aware(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (e.g. 2026-01-01T00:00:00+00:00)")
+    return moment
+
+
+# -- simulate ---------------------------------------------------------------------------
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    members, days = SMALL if args.small else (args.members, args.days)
+    url = args.store or (SIM_STORE if args.durable else SIM_STORE + "?synchronous=normal")
+    if args.fresh:
+        _delete_sqlite(url)
+    rules, catalogue = load_rules(args.rules), load_catalogue(args.catalogue)
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress_line()
+    with open_store(url) as store:
+        if store.head_position() > 0:
+            raise LookupError(f"{url} already holds events; pass --fresh to start over, or another --store")
+        report = simulate(
+            store, members=members, days=days, seed=args.seed, rules=rules, catalogue=catalogue,
+            start=args.start, progress=progress,
+        )
+    data = {"store": url, **report.as_dict()}
+    if args.json:
+        print(json.dumps(data, default=str))
+        return 0
+    print(f"simulated {members} members x {days} days (seed {args.seed}) into {url}")
+    print(f"  rules {report.rules}, catalogue {report.catalogue}, from {report.start:%Y-%m-%d}")
+    _table(
+        [
+            ("commands", report.commands), ("events", report.events), ("grants", report.grants),
+            ("denials", report.denials),
+            *((f"  {rule}", n) for rule, n in report.denials_by_rule.items()),
+            ("duplicates absorbed", report.duplicates_absorbed), ("titles withdrawn", report.titles_withdrawn),
+            *((f"refused: {kind}", n) for kind, n in report.refused.items()),
+            ("wall time", f"{report.wall_seconds:.1f} s"), ("events/s", f"{report.events_per_second:,.0f}"),
+            ("commands/s", f"{report.commands_per_second:,.0f}"), ("peak RSS", f"{report.peak_rss_mb:.0f} MB"),
+        ]
+    )
+    return 0
+
+
+def _delete_sqlite(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path:
+        return
+    path = Path(parts.path[1:])
+    for suffix in ("", "-wal", "-shm"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.exists():
+            candidate.unlink()
+
+
+def _progress_line() -> Callable[[int, int], None]:
+    try:
+        from tqdm import tqdm  # optional: only for a nicer bar
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        bar = tqdm(total=None, unit="day", file=sys.stderr, leave=False)
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+
+        return update
+
+    def line(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\rday {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
+
+    return line
+
+
+# -- whatif -----------------------------------------------------------------------------
+
+
+def _whatif(args: argparse.Namespace) -> int:
+    rules, catalogue = load_rules(args.rules), load_catalogue(args.catalogue)
+    with _existing(args.store) as store, open_store(args.scratch) as scratch:
+        report = whatif(store, rules, catalogue=catalogue, scratch=scratch, max_changes=max(args.changes, 0))
+    if args.json:
+        print(json.dumps(report.as_dict(), default=str))
+        return 0
+    print(f"what if the rules were {report.rules!r} ({args.rules})")
+    _table(
+        [
+            ("requests replayed", report.requests), ("downloads and renewals", report.download_requests),
+            ("granted", f"{report.granted_before} -> {report.granted_after}"),
+            ("denied", f"{report.denied_before} -> {report.denied_after}"),
+            ("newly granted", report.newly_granted), ("newly denied", report.newly_denied),
+            ("denied by another rule", report.rule_changed),
+            *((f"not applicable: {cmd}", n) for cmd, n in report.not_applicable.items()),
+            ("members affected", len(report.by_member)),
+        ]
+    )
+    if report.denials_by_rule:
+        print("denials by rule (before -> after):")
+        _table([(f"  {rule}", f"{c['before']} -> {c['after']}") for rule, c in report.denials_by_rule.items()])
+    for change in report.changes:
+        print(
+            f"  {change.at:%Y-%m-%d %H:%M} {change.member_id} {change.command} {change.request_id}: "
+            f"{change.before}{_rule(change.rule_before)} -> {change.after}{_rule(change.rule_after)}"
+        )
+    if report.changes_truncated:
+        print(f"  ... (first {len(report.changes)} changes listed; --changes N for more)")
+    return 0
+
+
+def _rule(rule: str | None) -> str:
+    return f" ({rule})" if rule else ""
+
+
+# -- explain ----------------------------------------------------------------------------
+
+
+def _explain(args: argparse.Namespace) -> int:
+    with _existing(args.store) as store:
+        if args.request:
+            explanation = explain_denial(store, args.member, args.request, rules=load_rules(args.rules))
+            print(json.dumps(explanation.as_dict(), default=str) if args.json else explanation.text)
+            return 0
+        entries = timeline(store, args.member, aggregate_id=args.aggregate)
+    if args.json:
+        print(json.dumps([e.as_dict() for e in entries], default=str))
+    else:
+        for e in entries:
+            print(f"v{e.version:<5} {e.summary}")
+    return 0
+
+
+def _existing(url: str) -> EventStore:
+    """Open a store that must already hold events (a typo in a path would otherwise create one)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite" and not Path(parts.path[1:]).exists():
+        raise LookupError(f"no store at {url}")
+    return open_store(url)
+
+
+# -- check ------------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    """A file with ``plans``, ``limits`` or ``extends`` is a rule file; anything else a catalogue."""
+    for path in args.files:
+        raw = read_toml(path)
+        loaded: Any = load_rules(path) if {"plans", "limits", "extends"} & set(raw) else load_catalogue(path)
+        print(f"{path}: ok ({loaded!r})")
+    return 0
+
+
+def _table(rows: list[tuple[str, Any]]) -> None:
+    for label, value in rows:
+        shown = f"{value:,}" if isinstance(value, int) else str(value)
+        print(f"  {label:<28} {shown}")

@@ -1,0 +1,83 @@
+"""Downloaded: how many times a member downloaded one title (Netflix's *Downloaded* aggregate),
+for the per-title limit over a rolling year.
+
+Its history is the member's ``LicenseAcquired`` and ``LicenseRenewed`` events of the title. It
+keeps every download and renewal within ``HISTORY_HORIZON_DAYS`` whatever today's rules count,
+so a rule change (a longer window, renewals no longer counting) needs no migration.
+
+Window semantics: a download at ``t`` counts at ``at`` while ``at - window < t <= at``; it stops
+counting at exactly ``t + window``. With a limit ``L`` and ``c >= L`` counted downloads (oldest
+first ``t0 <= t1 <= ...``), the member may download again at ``t[c - L] + window``.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from datetime import datetime, timedelta
+
+import msgspec
+
+from .rules import HISTORY_HORIZON_DAYS
+
+_HORIZON = timedelta(days=HISTORY_HORIZON_DAYS)
+
+
+class Download(msgspec.Struct, array_like=True, gc=False):
+    at: datetime
+    renewal: bool = False
+
+
+class DownloadedState(msgspec.Struct, kw_only=True, gc=False, array_like=True):
+    title_id: str
+    studio_id: str
+    downloads: list[Download] = []  # in time order
+
+
+class Downloaded:
+    """Decisions and evolution of one title's download count; ``state`` is the member's entry."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: DownloadedState) -> None:
+        self.state = state
+
+    @staticmethod
+    def empty(title_id: str, studio_id: str) -> DownloadedState:
+        return DownloadedState(title_id=title_id, studio_id=studio_id)
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def counted(self, at: datetime, window: timedelta, *, include_renewals: bool) -> list[datetime]:
+        """Times of the downloads that count at ``at``, oldest first."""
+        since = at - window
+        return [d.at for d in self.state.downloads if since < d.at <= at and (include_renewals or not d.renewal)]
+
+    def free_again_at(self, at: datetime, window: timedelta, limit: int, *, include_renewals: bool) -> datetime | None:
+        """When the member may download again, or None if they may now."""
+        times = self.counted(at, window, include_renewals=include_renewals)
+        if len(times) < limit:
+            return None
+        return times[len(times) - limit] + window
+
+    def outlook(
+        self, at: datetime, window: timedelta, limit: int, *, include_renewals: bool, adding: bool
+    ) -> tuple[int, datetime | None]:
+        """(downloads left, when the oldest counted one stops counting), after one more download
+        at ``at`` if ``adding``."""
+        times = self.counted(at, window, include_renewals=include_renewals)
+        if adding:
+            times.append(at)
+        return limit - len(times), (times[0] + window if times else None)
+
+    # -- evolution: a LicenseAcquired or LicenseRenewed of this title -------------------
+
+    def downloaded(self, at: datetime, *, renewal: bool) -> None:
+        downloads = self.state.downloads
+        oldest_kept = at - _HORIZON
+        if downloads and downloads[0].at <= oldest_kept:
+            downloads[:] = [d for d in downloads if d.at > oldest_kept]
+        insort(downloads, Download(at, renewal), key=_at)  # a late-reported command stays in order
+
+
+def _at(download: Download) -> datetime:
+    return download.at

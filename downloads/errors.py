@@ -1,0 +1,63 @@
+"""The downloads domain's errors, all under es_core's ``EventSourcingError``.
+
+::
+
+    EventSourcingError (es_core)
+    └── DownloadsError
+        ├── RuleFileError            a rule or catalogue file that cannot be used (+ InvalidInputError)
+        ├── InvalidCommandError      a malformed command: naive time, empty id, unknown plan (+ InvalidInputError)
+        ├── CommandRefusedError      the command does not fit the member's state; nothing is recorded
+        │   ├── NotSubscribedError   no active membership (never joined, or cancelled)
+        │   ├── UnknownDeviceError   the device is not registered to the member
+        │   └── LicenseNotHeldError  the licence is unknown, released, or ended with its title
+        └── RequestForgottenError    a request id the store has seen, too old to recall its outcome
+
+A *denial* (a business rule said no) is not an error: it is an outcome, recorded as a
+``DownloadDenied`` event. Errors mean the command itself was wrong, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from es_core import EventSourcingError, InvalidInputError
+
+
+class DownloadsError(EventSourcingError):
+    """Root of the downloads domain's errors."""
+
+
+class RuleFileError(DownloadsError, InvalidInputError):
+    """A rule or catalogue file that is missing, not valid TOML, or breaks the schema.
+
+    ``path`` is the file, ``key`` the dotted key path of the offending entry (empty when the
+    problem is the whole file), ``problem`` what is wrong with it."""
+
+    def __init__(self, path: object, key: str, problem: str) -> None:
+        where = f"{path}: {key}: " if key else f"{path}: "
+        super().__init__(where + problem)
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+
+
+class InvalidCommandError(DownloadsError, InvalidInputError):
+    """A command that is malformed whatever the member's state."""
+
+
+class CommandRefusedError(DownloadsError):
+    """A well-formed command that does not apply to the member as they are now."""
+
+
+class NotSubscribedError(CommandRefusedError):
+    """The member has no active membership."""
+
+
+class UnknownDeviceError(CommandRefusedError):
+    """The device is not registered to the member."""
+
+
+class LicenseNotHeldError(CommandRefusedError):
+    """The member holds no licence with that id (never acquired, released, or ended)."""
+
+
+class RequestForgottenError(DownloadsError):
+    """The store holds this request's events, but the member no longer remembers its outcome."""

@@ -1,0 +1,206 @@
+"""Read models built from the global log: each can be rebuilt from zero, and each gives
+``rows()`` (plain dicts) that the notebook layer turns into a DataFrame. The domain itself never
+imports pandas.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from es_core import Decoded, EventRegistry, EventStore, ProjectionRunner
+from es_core.projections import Progress
+
+from .events import (
+    DeviceRegistered,
+    DeviceRemoved,
+    DownloadDenied,
+    LicenseAcquired,
+    LicenseExpired,
+    LicensePlayed,
+    LicenseReleased,
+    LicenseRenewed,
+    new_registry,
+)
+from .member import MemberAccount
+
+_PREFIX = MemberAccount.aggregate_type + "-"
+
+
+def member_of(item: Decoded) -> str | None:
+    """The member a record belongs to (None for streams that are not members)."""
+    stream = item.record.stream_id
+    return stream[len(_PREFIX):] if stream.startswith(_PREFIX) else None
+
+
+def _day(moment: datetime) -> date:
+    return moment.date()  # events carry UTC times, so this is the UTC day
+
+
+class ActiveLicences:
+    """Licences held right now, by member, device and title (``holders`` feeds a title's
+    withdrawal). A held licence past ``expires_at`` needs renewal but still holds its slot."""
+
+    name = "active_licences"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._licences: dict[str, dict[str, Any]] = {}
+        self._holders: dict[str, Counter[str]] = {}
+
+    def handle(self, item: Decoded) -> None:
+        e = item.event
+        if isinstance(e, LicenseAcquired):
+            member = member_of(item) or ""
+            self._licences[e.license_id] = {
+                "member_id": member, "device_id": e.device_id, "license_id": e.license_id, "title_id": e.title_id,
+                "studio_id": e.studio_id, "acquired_at": e.at, "expires_at": e.expires_at, "renewals": 0,
+            }
+            self._holders.setdefault(e.title_id, Counter())[member] += 1
+        elif isinstance(e, LicenseRenewed | LicensePlayed):
+            row = self._licences.get(e.license_id)
+            if row is not None:
+                row["expires_at"] = e.expires_at
+                row["renewals"] += isinstance(e, LicenseRenewed)
+        elif isinstance(e, LicenseReleased | LicenseExpired):
+            row = self._licences.pop(e.license_id, None)
+            if row is not None:
+                holders = self._holders[row["title_id"]]
+                holders[row["member_id"]] -= 1
+                if holders[row["member_id"]] <= 0:
+                    del holders[row["member_id"]]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._licences.values()]
+
+    def holders(self, title_id: str) -> list[str]:
+        return sorted(self._holders.get(title_id, ()))
+
+    def by_member(self) -> dict[str, int]:
+        return dict(sorted(Counter(r["member_id"] for r in self._licences.values()).items()))
+
+    def by_device(self) -> dict[tuple[str, str], int]:
+        return dict(sorted(Counter((r["member_id"], r["device_id"]) for r in self._licences.values()).items()))
+
+    def __len__(self) -> int:
+        return len(self._licences)
+
+
+class DownloadsPerTitleDay:
+    """Granted downloads and renewals per title per (UTC) day."""
+
+    name = "downloads_per_title_day"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._counts: dict[tuple[date, str], list[int]] = {}
+        self._studio: dict[str, str] = {}
+
+    def handle(self, item: Decoded) -> None:
+        e = item.event
+        if isinstance(e, LicenseAcquired):
+            self._studio[e.title_id] = e.studio_id
+            self._counts.setdefault((_day(e.at), e.title_id), [0, 0])[0] += 1
+        elif isinstance(e, LicenseRenewed):
+            self._counts.setdefault((_day(e.at), e.title_id), [0, 0])[1] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"day": day, "title_id": title, "studio_id": self._studio.get(title, ""), "downloads": d, "renewals": r}
+            for (day, title), (d, r) in sorted(self._counts.items())
+        ]
+
+    def total(self, title_id: str | None = None) -> int:
+        return sum(d + r for (_, t), (d, r) in self._counts.items() if title_id is None or t == title_id)
+
+
+class DenialsByRule:
+    """Denied downloads and renewals per rule per (UTC) day."""
+
+    name = "denials_by_rule"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._counts: Counter[tuple[date, str, str]] = Counter()
+
+    def handle(self, item: Decoded) -> None:
+        e = item.event
+        if isinstance(e, DownloadDenied):
+            self._counts[(_day(e.at), e.rule, e.action)] += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"day": day, "rule": rule, "action": action, "denials": n}
+            for (day, rule, action), n in sorted(self._counts.items())
+        ]
+
+    def totals(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for (_, rule, _), n in self._counts.items():
+            totals[rule] += n
+        return dict(sorted(totals.items()))
+
+
+class DevicesPerMember:
+    """Registered devices and devices holding downloads, per member."""
+
+    name = "devices_per_member"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._devices: dict[str, dict[str, int]] = {}  # member -> device -> licences held
+        self._licence_device: dict[str, tuple[str, str]] = {}
+
+    def handle(self, item: Decoded) -> None:
+        e = item.event
+        member = member_of(item)
+        if member is None:
+            return
+        if isinstance(e, DeviceRegistered):
+            self._devices.setdefault(member, {})[e.device_id] = 0
+        elif isinstance(e, DeviceRemoved):
+            self._devices.get(member, {}).pop(e.device_id, None)
+        elif isinstance(e, LicenseAcquired):
+            devices = self._devices.setdefault(member, {})
+            devices[e.device_id] = devices.get(e.device_id, 0) + 1
+            self._licence_device[e.license_id] = (member, e.device_id)
+        elif isinstance(e, LicenseReleased | LicenseExpired):
+            owner = self._licence_device.pop(e.license_id, None)
+            if owner is not None and owner[1] in self._devices.get(owner[0], {}):
+                self._devices[owner[0]][owner[1]] -= 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"member_id": m, "devices": len(d), "devices_holding_downloads": sum(1 for n in d.values() if n > 0)}
+            for m, d in sorted(self._devices.items())
+        ]
+
+
+class ReadModels:
+    """The four read models, fed by one ``ProjectionRunner`` over a store's global log."""
+
+    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+        self.active_licences = ActiveLicences()
+        self.downloads_per_title_day = DownloadsPerTitleDay()
+        self.denials_by_rule = DenialsByRule()
+        self.devices_per_member = DevicesPerMember()
+        self.runner = ProjectionRunner(store, registry or new_registry(), *self.all())
+
+    def all(self) -> Iterable[Any]:
+        return (self.active_licences, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member)
+
+    def catch_up(self, *, progress: Progress | None = None) -> int:
+        return self.runner.run(progress=progress)
+
+    def rebuild(self, *, progress: Progress | None = None) -> int:
+        return self.runner.rebuild(progress=progress)

@@ -1,0 +1,210 @@
+"""Business rules as data: a TOML rule file, validated into a ``RuleSet``.
+
+Every number Netflix (or the press) named is a default in ``data/rules/default.toml``, never a
+constant in code. Decisions ask the rule set; the events record facts only (every download,
+every renewal), so a changed rule applies to past facts with no data migration.
+
+Resolution order for per-title rules: ``[titles.<id>]``, then ``[studios.<id>]``, then the
+defaults in ``[limits]`` / ``[licence]``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+
+from ._files import convert, read_toml, table
+from .errors import InvalidCommandError, RuleFileError
+
+if TYPE_CHECKING:
+    from .catalogue import Catalogue
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_RULES_PATH = DATA_DIR / "rules" / "default.toml"
+
+HISTORY_HORIZON_DAYS = 730
+"""Members remember each title's downloads this long; a rolling window may not be longer."""
+
+# Stable rule ids: denials name them, charts group by them, what-if reports per them.
+DEVICES_PER_PLAN = "devices_per_plan"
+DOWNLOADS_PER_DEVICE = "downloads_per_device"
+STUDIO_ACTIVE_DOWNLOADS = "studio_active_downloads"
+TITLE_DOWNLOADS_PER_YEAR = "title_downloads_per_year"
+CATALOGUE = "catalogue"
+RULE_IDS = (CATALOGUE, DEVICES_PER_PLAN, DOWNLOADS_PER_DEVICE, STUDIO_ACTIVE_DOWNLOADS, TITLE_DOWNLOADS_PER_YEAR)
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+WindowDays = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_HORIZON_DAYS)]
+
+
+class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class PlanRule(_Spec):
+    devices_with_downloads: Positive
+
+
+class Limits(_Spec):
+    rolling_year_days: WindowDays = 365
+    renewal_counts_as_download: bool = True
+    downloads_per_device: Positive = 100
+    studio_active_downloads: Positive = 100
+    title_downloads_per_year: Positive | None = None  # for studios that set none; absent = no limit
+
+
+class LicenceRule(_Spec):
+    duration_hours: Positive = 168
+    expiry_after_first_play_hours: Positive | None = None
+
+
+class StudioRule(_Spec):
+    title_downloads_per_year: Positive | None = None
+    active_downloads: Positive | None = None
+    licence_hours: Positive | None = None
+    expiry_after_first_play_hours: Positive | None = None
+
+
+class TitleRule(_Spec):
+    title_downloads_per_year: Positive | None = None
+    licence_hours: Positive | None = None
+    expiry_after_first_play_hours: Positive | None = None
+
+
+class _Top(_Spec):
+    name: str
+    description: str = ""
+    limits: Limits = Limits()
+    licence: LicenceRule = LicenceRule()
+    plans: dict[str, dict[str, object]] = {}
+    studios: dict[str, dict[str, object]] = {}
+    titles: dict[str, dict[str, object]] = {}
+
+
+class RuleSet:
+    """A validated rule file, with the lookups decisions make on every command."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        plans: dict[str, PlanRule],
+        limits: Limits | None = None,
+        licence: LicenceRule | None = None,
+        studios: dict[str, StudioRule] | None = None,
+        titles: dict[str, TitleRule] | None = None,
+        description: str = "",
+        source: str = "",
+    ) -> None:
+        if not plans:
+            raise RuleFileError(source or name, "plans", "at least one plan is needed")
+        self.name = name
+        self.description = description
+        self.source = source
+        self.limits = limits or Limits()
+        self.licence = licence or LicenceRule()
+        self.plans = dict(plans)
+        self.studios = dict(studios or {})
+        self.titles = dict(titles or {})
+        self.window = timedelta(days=self.limits.rolling_year_days)
+        self._no_studio = StudioRule()
+        self._no_title = TitleRule()
+
+    # -- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path = DEFAULT_RULES_PATH) -> RuleSet:
+        """Read and validate a rule file (``extends = "default.toml"`` inherits from another)."""
+        raw = read_toml(path, extends_key="extends")
+        plans = _entries(raw, "plans", PlanRule, path)  # entry by entry first: errors name the key
+        studios = _entries(raw, "studios", StudioRule, path)
+        titles = _entries(raw, "titles", TitleRule, path)
+        top = convert(raw, _Top, path)
+        return cls(
+            name=top.name,
+            description=top.description,
+            limits=top.limits,
+            licence=top.licence,
+            plans=plans,
+            studios=studios,
+            titles=titles,
+            source=str(path),
+        )
+
+    def check_against(self, catalogue: Catalogue) -> None:
+        """Every studio and title the rules name must be in the catalogue (a typo would
+        otherwise silently never apply)."""
+        for studio in self.studios:
+            if not catalogue.has_studio(studio):
+                raise RuleFileError(self.source or self.name, f"studios.{studio}", "no such studio in the catalogue")
+        for title in self.titles:
+            if not catalogue.has_title(title):
+                raise RuleFileError(self.source or self.name, f"titles.{title}", "no such title in the catalogue")
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def device_limit(self, plan: str) -> int:
+        rule = self.plans.get(plan)
+        if rule is None:
+            raise InvalidCommandError(f"unknown plan {plan!r}; the rules know {', '.join(sorted(self.plans))}")
+        return rule.devices_with_downloads
+
+    def title_limit(self, studio_id: str, title_id: str) -> int | None:
+        title = self.titles.get(title_id, self._no_title)
+        if title.title_downloads_per_year is not None:
+            return title.title_downloads_per_year
+        studio = self.studios.get(studio_id, self._no_studio)
+        if studio.title_downloads_per_year is not None:
+            return studio.title_downloads_per_year
+        return self.limits.title_downloads_per_year
+
+    def studio_cap(self, studio_id: str) -> int:
+        studio = self.studios.get(studio_id, self._no_studio)
+        return studio.active_downloads or self.limits.studio_active_downloads
+
+    def licence_duration(self, studio_id: str, title_id: str) -> timedelta:
+        hours = (
+            self.titles.get(title_id, self._no_title).licence_hours
+            or self.studios.get(studio_id, self._no_studio).licence_hours
+            or self.licence.duration_hours
+        )
+        return timedelta(hours=hours)
+
+    def after_first_play(self, studio_id: str, title_id: str) -> timedelta | None:
+        hours = (
+            self.titles.get(title_id, self._no_title).expiry_after_first_play_hours
+            or self.studios.get(studio_id, self._no_studio).expiry_after_first_play_hours
+            or self.licence.expiry_after_first_play_hours
+        )
+        return timedelta(hours=hours) if hours else None
+
+    @property
+    def renewal_counts(self) -> bool:
+        return self.limits.renewal_counts_as_download
+
+    def as_dict(self) -> dict[str, object]:
+        """The rule set as plain data (for reports and notebooks)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "limits": msgspec.to_builtins(self.limits),
+            "licence": msgspec.to_builtins(self.licence),
+            "plans": msgspec.to_builtins(self.plans),
+            "studios": msgspec.to_builtins(self.studios),
+            "titles": msgspec.to_builtins(self.titles),
+        }
+
+    def __repr__(self) -> str:
+        return f"<RuleSet {self.name!r} from {self.source or '(code)'}>"
+
+
+def _entries(raw: dict[str, object], name: str, cls: type, path: str | Path) -> dict:  # type: ignore[type-arg]
+    return {key: convert(entry, cls, path, f"{name}.{key}") for key, entry in table(raw, name, path).items()}
+
+
+def load_rules(path: str | Path = DEFAULT_RULES_PATH) -> RuleSet:
+    """Read and validate a rule file; ``RuleFileError`` names the file, the key and the problem."""
+    return RuleSet.load(path)

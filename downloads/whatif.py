@@ -1,0 +1,186 @@
+"""What-if: replay a recorded history of requests under other rules, and say what changes.
+
+Every command's payload travels in its events' metadata, so any recorded store holds its own
+request history. ``whatif`` reads the global log, rebuilds the requests in the order they were
+handled (one per request id: retries wrote nothing), replays them through a fresh service
+with the other rules into a scratch store, and compares each request's outcome.
+
+What it cannot know: how members would have *reacted* to a different outcome. The requests
+are replayed as recorded, so a download granted only under the new rules is never deleted
+(nobody asked to), and a request about a licence that no longer exists is "not applicable".
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from es_core import EventStore, open_store
+
+from .catalogue import Catalogue, load_catalogue
+from .commands import Command, command_from_payload
+from .errors import DownloadsError
+from .events import DownloadDenied, LicenseAcquired, LicenseRenewed, new_registry
+from .rules import RuleSet
+from .service import DownloadService
+
+GRANTED, DENIED, NOT_APPLICABLE = "granted", "denied", "not_applicable"
+DOWNLOAD_COMMANDS = ("AcquireLicense", "RenewLicense")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    command: Command
+    status: str  # granted | denied (downloads and renewals); granted for any other recorded command
+    rule: str | None = None
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    member_id: str
+    command: str
+    at: datetime
+    before: str
+    after: str
+    rule_before: str | None = None
+    rule_after: str | None = None
+    reason_after: str = ""
+
+
+class WhatIfReport(msgspec.Struct, kw_only=True):
+    rules: str
+    requests: int = 0
+    download_requests: int = 0
+    granted_before: int = 0
+    granted_after: int = 0
+    denied_before: int = 0
+    denied_after: int = 0
+    newly_granted: int = 0
+    newly_denied: int = 0
+    rule_changed: int = 0  # denied both times, by a different rule
+    not_applicable: dict[str, int] = {}  # by command: requests about things that no longer exist
+    denials_by_rule: dict[str, dict[str, int]] = {}  # rule -> {"before": n, "after": n}
+    by_member: dict[str, dict[str, int]] = {}  # members with changes -> counts
+    changes: list[Change] = []
+    changes_truncated: bool = False
+    wall_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
+    """The requests a store recorded, in the order they were handled. One append holds all of
+    a request's events and a retry appends nothing, so a request is one run of the log."""
+    registry = new_registry()
+    key: tuple[str, str] | None = None
+    payload: Any = None
+    status, rule = GRANTED, None
+    for record in store.read_all():
+        request_id = record.metadata.get("request_id")
+        command = record.metadata.get("command")
+        if command is None or request_id is None:
+            continue
+        if (record.stream_id, request_id) != key:
+            if key is not None:
+                yield RecordedRequest(command_from_payload(payload), status, rule)
+            key, payload, status, rule = (record.stream_id, request_id), command, GRANTED, None
+        for event in registry.decode(record):
+            if isinstance(event, DownloadDenied) and event.request_id == request_id:
+                status, rule = DENIED, event.rule
+            elif isinstance(event, LicenseAcquired | LicenseRenewed) and event.request_id == request_id:
+                status, rule = GRANTED, None
+    if key is not None:
+        yield RecordedRequest(command_from_payload(payload), status, rule)
+
+
+def whatif(
+    store: EventStore,
+    rules: RuleSet,
+    *,
+    catalogue: Catalogue | None = None,
+    scratch: EventStore | None = None,
+    max_changes: int = 1000,
+) -> WhatIfReport:
+    """Replay ``store``'s requests under ``rules`` into ``scratch`` (default: a new memory
+    store) and report the outcomes that change, per rule and per member."""
+    started = time.perf_counter()
+    scratch = scratch or open_store("memory://")
+    now: list[datetime] = []
+    scratch.clock = lambda: now[-1]  # the replay is recorded at the original times
+    service = DownloadService(scratch, rules, catalogue or load_catalogue(), cache_size=10_000)
+    report = WhatIfReport(rules=rules.name)
+    before_rules: Counter[str] = Counter()
+    after_rules: Counter[str] = Counter()
+    not_applicable: Counter[str] = Counter()
+    members: dict[str, Counter[str]] = {}
+    for request in recorded_requests(store):
+        command = request.command
+        now[:] = [command.at]
+        report.requests += 1
+        try:
+            outcome = service.handle(command)
+            after, rule_after, reason = (GRANTED if outcome.granted else DENIED), outcome.rule, outcome.reason
+        except DownloadsError as exc:
+            after, rule_after, reason = NOT_APPLICABLE, None, str(exc)
+            not_applicable[command.name] += 1
+        if command.name not in DOWNLOAD_COMMANDS:
+            continue
+        report.download_requests += 1
+        _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
+        if after != request.status or rule_after != request.rule:
+            kind = _kind(request.status, after, request.rule, rule_after)
+            members.setdefault(command.member_id, Counter())[kind] += 1
+            if len(report.changes) < max_changes:
+                report.changes.append(
+                    Change(
+                        request_id=command.request_id, member_id=command.member_id, command=command.name,
+                        at=command.at, before=request.status, after=after, rule_before=request.rule,
+                        rule_after=rule_after, reason_after=reason,
+                    )
+                )
+            else:
+                report.changes_truncated = True
+    report.not_applicable = dict(sorted(not_applicable.items()))
+    rules_seen = sorted(set(before_rules) | set(after_rules))
+    report.denials_by_rule = {r: {"before": before_rules[r], "after": after_rules[r]} for r in rules_seen}
+    report.by_member = {m: dict(sorted(c.items())) for m, c in sorted(members.items())}
+    report.wall_seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _tally(
+    report: WhatIfReport, before: str, after: str, rule_before: str | None, rule_after: str | None,
+    before_rules: Counter[str], after_rules: Counter[str],
+) -> None:
+    report.granted_before += before == GRANTED
+    report.denied_before += before == DENIED
+    report.granted_after += after == GRANTED
+    report.denied_after += after == DENIED
+    if rule_before:
+        before_rules[rule_before] += 1
+    if rule_after:
+        after_rules[rule_after] += 1
+    kind = _kind(before, after, rule_before, rule_after)
+    if kind == "newly_granted":
+        report.newly_granted += 1
+    elif kind == "newly_denied":
+        report.newly_denied += 1
+    elif kind == "rule_changed":
+        report.rule_changed += 1
+
+
+def _kind(before: str, after: str, rule_before: str | None, rule_after: str | None) -> str:
+    if before == DENIED and after == GRANTED:
+        return "newly_granted"
+    if before == GRANTED and after == DENIED:
+        return "newly_denied"
+    if after == NOT_APPLICABLE:
+        return "not_applicable"
+    return "rule_changed" if rule_before != rule_after else "same"
