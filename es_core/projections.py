@@ -38,7 +38,8 @@ class ProjectionRunner:
     def run(self, *, page_size: int = 1000, progress: Progress | None = None) -> int:
         """Catch up to the settled position; returns how many records were handled."""
         settled = self.store.settled_position()
-        total = max(0, settled - self.position)
+        start = self.position
+        total = max(0, settled - start)  # in position units: positions need not be dense
         handled = 0
         for record in self.store.read_all(after=self.position, page_size=page_size):
             if record.position > settled:
@@ -50,10 +51,10 @@ class ProjectionRunner:
             self.position = record.position
             handled += 1
             if progress is not None and handled % page_size == 0:
-                progress(handled, total)
+                progress(record.position - start, total)
         self.events_seen += handled
         if progress is not None:
-            progress(handled, handled)
+            progress(total, total)
         return handled
 
     def rebuild(self, *, page_size: int = 1000, progress: Progress | None = None) -> int:

@@ -86,3 +86,12 @@ def test_the_store_must_be_empty_and_sizes_positive() -> None:
         simulate(store, members=2, days=2, seed=1, start=T0)
     with pytest.raises(InvalidInputError):
         simulate(open_store("memory://"), members=0, days=2)
+
+
+def test_the_report_counts_events_written_not_positions() -> None:
+    from es_core import open_store
+    from downloads import simulate
+
+    store = open_store("memory://")
+    report = simulate(store, members=20, days=20, seed=11)
+    assert report.events == sum(store.schema_census().values()) > 0
