@@ -34,6 +34,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _encoder = msgspec.json.Encoder()
 _INF = float("inf")
+_STR_ONLY = frozenset({str})
+_PLAIN = frozenset({str, int, bool, type(None)})  # exact types that JSON keeps as they are
+_PLAIN_OR_NESTED = _PLAIN | {dict, list}
+_GOOD_TYPES: set[str] = set()
+_GOOD_STREAM_IDS: set[str] = set()
 
 
 class PreparedEvent(msgspec.Struct, frozen=True):
@@ -47,6 +52,8 @@ class PreparedEvent(msgspec.Struct, frozen=True):
 
 
 def check_stream_id(stream_id: object) -> str:
+    if type(stream_id) is str and stream_id in _GOOD_STREAM_IDS:  # checked recently: skip the pattern
+        return stream_id
     if not isinstance(stream_id, str):
         raise InvalidStreamIdError(f"stream id must be a str, not {type(stream_id).__name__}")
     if not stream_id:
@@ -57,6 +64,10 @@ def check_stream_id(stream_id: object) -> str:
         )
     if _CONTROL.search(stream_id):
         raise InvalidStreamIdError("stream id must not contain control characters")
+    if type(stream_id) is str:
+        if len(_GOOD_STREAM_IDS) >= 4096:  # bounded: a service touches many streams
+            _GOOD_STREAM_IDS.clear()
+        _GOOD_STREAM_IDS.add(stream_id)
     return stream_id
 
 
@@ -80,15 +91,14 @@ def check_version_bound(name: str, value: object, *, allow_none: bool = True) ->
 
 def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
     """Validate and encode a batch; raises before anything is written."""
-    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+    if type(events) is not list and (isinstance(events, NewEvent) or not isinstance(events, Sequence)):
         raise InvalidEventError("events must be a sequence of NewEvent")
     if len(events) > MAX_EVENTS_PER_APPEND:
         raise InvalidEventError(
             f"{len(events)} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}"
         )
     prepared = [_prepare(e, payload_limit) for e in events]
-    ids = [p.event_id for p in prepared]
-    if len(set(ids)) != len(ids):
+    if len(prepared) > 1 and len({p.event_id for p in prepared}) != len(prepared):
         raise InvalidEventError("the same event id appears twice in one append")
     return prepared
 
@@ -97,7 +107,7 @@ def _prepare(event: object, payload_limit: int) -> PreparedEvent:
     if not isinstance(event, NewEvent):
         raise InvalidEventError(f"expected a NewEvent, got {type(event).__name__}")
     name = event.event_type
-    if not isinstance(name, str) or len(name) > MAX_EVENT_TYPE_LENGTH or not _EVENT_TYPE.match(name):
+    if name not in _GOOD_TYPES and not _good_type(name):
         raise InvalidEventError(
             f"event type must match {_EVENT_TYPE.pattern} (at most {MAX_EVENT_TYPE_LENGTH} "
             f"characters), not {event.event_type!r}"
@@ -115,13 +125,50 @@ def _prepare(event: object, payload_limit: int) -> PreparedEvent:
     return PreparedEvent(event.event_id, event.event_type, version, data, metadata)
 
 
+def _good_type(name: object) -> bool:
+    """Whether ``name`` is a valid event type; valid names are remembered (a service uses a few
+    dozen), so the pattern runs once per name rather than once per event."""
+    if not isinstance(name, str) or len(name) > MAX_EVENT_TYPE_LENGTH or not _EVENT_TYPE.match(name):
+        return False
+    if type(name) is str and len(_GOOD_TYPES) < 1024:
+        _GOOD_TYPES.add(name)
+    return True
+
+
 def _encode_mapping(name: str, value: object) -> bytes:
-    if not isinstance(value, Mapping):
+    if type(value) is dict and not value:  # the usual empty metadata
+        return b"{}"
+    try:
+        plain = type(value) is dict and _plain_json(value)
+    except RecursionError as exc:
+        raise InvalidEventError(f"event {name} is nested too deeply to store") from exc
+    if not plain and not isinstance(value, Mapping):
         raise InvalidEventError(f"event {name} must be a mapping, not {type(value).__name__}")
     try:
-        return _encoder.encode(_check_json(value, name))
+        return _encoder.encode(value if plain else _check_json(value, name))
+    except RecursionError as exc:
+        raise InvalidEventError(f"event {name} is nested too deeply to store") from exc
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise InvalidEventError(f"event {name} is not JSON-serialisable: {exc}") from exc
+
+
+def _plain_json(value: dict[Any, Any] | list[Any]) -> bool:
+    """Fast path for the common payload: dicts with str keys and lists, holding str, int, bool
+    and None. It looks at sets of exact types built in C instead of walking every item in
+    Python; anything else (floats, which need the NaN check, tuples, subclasses, other types)
+    answers False and takes ``_check_json``. It only ever accepts what ``_check_json`` accepts."""
+    if type(value) is dict:
+        if not _STR_ONLY.issuperset(map(type, value)):
+            return False
+        items: Any = value.values()
+    else:
+        items = value
+    kinds = set(map(type, items))
+    if kinds <= _PLAIN:
+        return True
+    if not kinds <= _PLAIN_OR_NESTED:
+        return False
+    return all(_plain_json(item) for item in items if type(item) is dict or type(item) is list)
 
 
 def _check_json(value: Any, where: str) -> Any:

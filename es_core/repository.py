@@ -18,6 +18,7 @@ from .errors import (
     HistoryTruncatedError,
     InvalidInputError,
     SnapshotError,
+    StoreCorruptionError,
     StoreError,
 )
 from .events import AppendResult, RecordedEvent, Snapshot, event_id_from
@@ -87,22 +88,50 @@ class Repository(Generic[A]):
             self.stats.cache_hits += 1
             return aggregate
         snapshot = self._usable_snapshot(aggregate, at_version, as_of)
+        try:
+            return self._load_from(aggregate, snapshot, at_version, as_of)
+        except _SnapshotAhead:
+            # a snapshot past the stream's end (restored from elsewhere, or the events were lost):
+            # trusting it would leave every later save in conflict, so rebuild from the events
+            log.warning("ignoring snapshot of %s ahead of its stream", stream_id)
+            self.stats.snapshots_ignored += 1
+            self.stats.snapshot_hits -= 1
+            return self._load_from(self.aggregate_cls(aggregate_id), None, at_version, as_of)
+
+    def _load_from(self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None) -> A:
+        stream_id = aggregate.stream_id
         start = 0
         if snapshot is not None:  # its state is restored already
             aggregate.version = aggregate.snapshot_version = start = snapshot.version
             self.stats.snapshot_hits += 1
         if at_version == 0:
             return aggregate
-        records = self.store.read_stream(stream_id, after=start, upto=at_version)
+        # a backend that can hand over stored payloads undecoded lets a replay decode each one
+        # straight into its event class (as_of needs each event's time, so it reads records)
+        read_payloads = getattr(self.store, "read_stream_payloads", None) if as_of is None else None
+        rows: list[tuple[int, str, int, bytes]] = []
+        records: list[RecordedEvent] = []
+        if read_payloads is not None:
+            rows = read_payloads(stream_id, after=start, upto=at_version)
+            first = rows[0][0] if rows else None
+        else:
+            records = self.store.read_stream(stream_id, after=start, upto=at_version)
+            first = records[0].version if records else None
+        if first is None and snapshot is not None and at_version is None and as_of is None:
+            if self.store.stream_version(stream_id) < snapshot.version:
+                raise _SnapshotAhead
         # retention always keeps a stream's latest event, so an empty read before it means archived
         wanted_more = at_version is not None and at_version > start
-        truncated_before_target = not records and wanted_more and self.store.stream_version(stream_id) > start
-        if truncated_before_target or (records and records[0].version != start + 1):
+        truncated_before_target = first is None and wanted_more and self.store.stream_version(stream_id) > start
+        if truncated_before_target or (first is not None and first != start + 1):
             raise HistoryTruncatedError(
                 f"{stream_id!r}: the events after version {start} were archived "
                 f"and no usable snapshot covers them"
             )
-        replayed = self._replay(aggregate, records, as_of)
+        if read_payloads is not None:
+            replayed = self._replay_payloads(aggregate, rows)
+        else:
+            replayed = self._replay(aggregate, records, as_of)
         if at_version is not None and aggregate.version < at_version:
             raise InvalidInputError(f"{stream_id!r} has {aggregate.version} events, fewer than {at_version}")
         aggregate.replayed_on_load = replayed
@@ -114,12 +143,28 @@ class Repository(Generic[A]):
         for record in records:
             if as_of is not None and record.recorded_at > as_of:
                 break
+            if record.version != aggregate.version + 1:
+                raise _gap(aggregate, record.version)
             for event in decode(record):
                 aggregate.apply(event)
             aggregate.version = record.version
             replayed += 1
         self.stats.events_replayed += replayed
         return replayed
+
+    def _replay_payloads(self, aggregate: A, rows: list[tuple[int, str, int, bytes]]) -> int:
+        decode, apply, stream_id = self.registry.decode_json, aggregate.apply, aggregate.stream_id
+        expected = aggregate.version + 1
+        for version, event_type, schema_version, data in rows:
+            if version != expected:
+                raise _gap(aggregate, version)
+            expected += 1
+            for event in decode(event_type, schema_version, data, stream_id=stream_id, version=version):
+                apply(event)
+        if rows:
+            aggregate.version = rows[-1][0]
+        self.stats.events_replayed += len(rows)
+        return len(rows)
 
     def _usable_snapshot(self, aggregate: A, at_version: int | None, as_of: datetime | None) -> Snapshot | None:
         try:
@@ -173,7 +218,7 @@ class Repository(Generic[A]):
         With a ``request_id``, event ids derive from it, so re-sending the same request after a
         lost reply is recognised by the store as a retry and writes nothing twice."""
         stream_id = aggregate.stream_id
-        meta = dict(metadata or {})
+        meta = dict(metadata) if metadata else {}
         if request_id is not None:
             meta.setdefault("request_id", request_id)
         new_events = [
@@ -191,9 +236,14 @@ class Repository(Generic[A]):
             raise
         aggregate.version = result.last_version
         aggregate.pending = []
+        if result.duplicate:
+            # a retry of an append that landed earlier: this in-memory aggregate may have been
+            # re-decided on stale state, so it must not become a snapshot or a cache entry
+            self._cache.pop(stream_id, None)
+            return result
         if new_events:
             self._maybe_snapshot(aggregate, result)
-        if self.cache_size and not result.duplicate:
+        if self.cache_size:
             self._remember(aggregate)
         return result
 
@@ -212,9 +262,9 @@ class Repository(Generic[A]):
 
     def _maybe_snapshot(self, aggregate: A, result: AppendResult) -> None:
         policy = self.snapshot_policy
-        stream_id = aggregate.stream_id
         if not policy.should_snapshot(aggregate.version, aggregate.snapshot_version, aggregate.replayed_on_load):
             return
+        stream_id = aggregate.stream_id
         snapshot = Snapshot(
             stream_id=stream_id,
             version=aggregate.version,
@@ -224,8 +274,12 @@ class Repository(Generic[A]):
             taken_at=result.recorded_at or self.store.clock(),  # the moment of the last event it covers
         )
         try:
-            self.store.save_snapshot(snapshot)
-            self.store.prune_snapshots(stream_id, policy.keep)
+            save_and_prune = getattr(self.store, "save_snapshot_and_prune", None)
+            if save_and_prune is not None:  # one transaction where the backend offers it
+                save_and_prune(snapshot, policy.keep)
+            else:
+                self.store.save_snapshot(snapshot)
+                self.store.prune_snapshots(stream_id, policy.keep)
         except EventSourcingError as exc:
             # the events are committed; a missing snapshot only costs a longer replay later
             log.warning("snapshot of %s at v%d not saved: %s", stream_id, aggregate.version, exc)
@@ -234,3 +288,13 @@ class Repository(Generic[A]):
         aggregate.snapshot_version = aggregate.version
         aggregate.replayed_on_load = 0
         self.stats.snapshots_saved += 1
+
+
+class _SnapshotAhead(Exception):
+    """Internal: the snapshot covers versions the stream does not have."""
+
+
+def _gap(aggregate: Aggregate[Any], version: int) -> StoreCorruptionError:
+    return StoreCorruptionError(
+        f"{aggregate.stream_id!r} jumps from version {aggregate.version} to {version}: an event is missing"
+    )

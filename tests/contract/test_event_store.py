@@ -362,3 +362,14 @@ def test_the_store_stays_usable_after_refusals(store: EventStore, sid: Sid) -> N
         with pytest.raises((InvalidInputError, ConcurrencyError)):
             bad_call()
     assert store.append(s, [ev(1)], Expect.NO_STREAM).last_version == 1
+
+
+def test_a_late_retry_of_an_older_append_is_recognised(store: EventStore, sid: Sid) -> None:
+    s = sid()
+    a, b = ev(1), ev(2)
+    store.append(s, [a], Expect.NO_STREAM)
+    store.append(s, [b], 1)
+    # the retry of the first append arrives last, expecting the stream's current version
+    retry = store.append(s, [a], 2)
+    assert retry.duplicate and (retry.first_version, retry.last_version) == (1, 1)
+    assert numbers(store.read_stream(s)) == [1, 2]
