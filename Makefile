@@ -28,7 +28,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 format: setup
-	$(VENV)/bin/ruff format es_core downloads workbench benchmarks tests
+	$(VENV)/bin/ruff format es_core downloads workbench benchmarks reliability tests
 
 bench: setup  ## benchmarks on the embedded default, JSON on stdout
 	$(PY) -m benchmarks run --store sqlite:///data/local/bench.db --workload downloads --json

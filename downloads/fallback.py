@@ -217,8 +217,12 @@ class ProvisionalJournal:
 
     def record(self, command: Command, outcome: FallbackOutcome) -> None:
         entry = JournalEntry(
-            op="grant", member_id=command.member_id, request_id=command.request_id,
-            recorded_at=datetime.now(UTC), command=command.payload(), outcome=outcome,
+            op="grant",
+            member_id=command.member_id,
+            request_id=command.request_id,
+            recorded_at=datetime.now(UTC),
+            command=command.payload(),
+            outcome=outcome,
         )
         with self._lock:
             self._write(entry)
@@ -226,9 +230,13 @@ class ProvisionalJournal:
 
     def resolve(self, entry: JournalEntry, result: str, detail: str = "", outcome: Outcome | None = None) -> None:
         done = JournalEntry(
-            op="resolve", member_id=entry.member_id, request_id=entry.request_id, recorded_at=datetime.now(UTC),
+            op="resolve",
+            member_id=entry.member_id,
+            request_id=entry.request_id,
+            recorded_at=datetime.now(UTC),
             outcome=msgspec.convert(msgspec.to_builtins(outcome), FallbackOutcome) if outcome else None,
-            result=result, detail=detail,
+            result=result,
+            detail=detail,
         )
         with self._lock:
             self._write(done)
@@ -395,8 +403,14 @@ class FallbackService:
         else:
             license_id = getattr(command, "license_id", None)
         return FallbackOutcome(
-            command=command.name, member_id=command.member_id, request_id=command.request_id, at=command.at,
-            granted=True, license_id=license_id, provisional=True, fallback="provisional",
+            command=command.name,
+            member_id=command.member_id,
+            request_id=command.request_id,
+            at=command.at,
+            granted=True,
+            license_id=license_id,
+            provisional=True,
+            fallback="provisional",
             reason="granted provisionally: the licence records cannot be reached right now, "
             "so this download will be checked against the rules when they can",
         )
@@ -406,8 +420,14 @@ class FallbackService:
         retry_at = command.at + self.policy.retry_after
         why = f" {more}" if more else ""
         return FallbackOutcome(
-            command=command.name, member_id=command.member_id, request_id=command.request_id, at=command.at,
-            granted=False, rule=STORE_UNAVAILABLE, retry_at=retry_at, fallback="deny",
+            command=command.name,
+            member_id=command.member_id,
+            request_id=command.request_id,
+            at=command.at,
+            granted=False,
+            rule=STORE_UNAVAILABLE,
+            retry_at=retry_at,
+            fallback="deny",
             reason=f"the licence records cannot be reached right now{why}; try again after {_policy.when(retry_at)}",
         )
 

@@ -1,0 +1,188 @@
+"""``python -m reliability run``: run the scenarios, print the table, exit non-zero on any loss,
+duplicate, violation or error.
+
+    python -m reliability run                                   # the SQLite scenarios (make reliability)
+    python -m reliability run --scenarios crash --kills 300 --seed 11
+    python -m reliability run --scenarios races --store-url 'cassandra://127.0.0.1:9042/es_rel?replication_factor=1'
+    python -m reliability run --scenarios cassandra-failure     # opt-in: a 3-node cluster (see docs/reliability.md)
+    python -m reliability run --json
+
+Every option has an environment variable (``make reliability`` passes none):
+``ES_RELIABILITY_SCENARIOS``, ``ES_RELIABILITY_SEED``, ``ES_RELIABILITY_KILLS``,
+``ES_RELIABILITY_STORE_URL``, ``ES_RELIABILITY_CLUSTER=1`` (adds ``cassandra-failure``).
+Races run on Cassandra too when ``--store-url`` names one, or when a node answers on
+``ES_CASSANDRA_HOST:ES_CASSANDRA_PORT`` (default 127.0.0.1:9042) and the backend is installed;
+otherwise that row says why it was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .report import ScenarioResult, as_json, format_table, run_passed
+
+SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "cassandra-failure")
+DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
+RACE_KEYSPACE = "es_reliability"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        chosen = _scenarios(args.scenarios)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return int(args.run(args, chosen))
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m reliability", description="Reliability scenarios for the store.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run scenarios and print the table")
+    run.add_argument(
+        "--scenarios",
+        default=env("ES_RELIABILITY_SCENARIOS", ""),
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: {','.join(DEFAULT)})",
+    )
+    run.add_argument("--seed", type=int, default=int(env("ES_RELIABILITY_SEED", "7")))
+    run.add_argument(
+        "--kills",
+        type=int,
+        default=int(env("ES_RELIABILITY_KILLS", "100")),
+        help="SIGKILLs in the crash scenario (default 100)",
+    )
+    run.add_argument("--processes", type=int, default=8, help="racing processes (default 8)")
+    run.add_argument("--commands", type=int, default=40, help="commands per racing process (default 40)")
+    run.add_argument(
+        "--store-url",
+        default=env("ES_RELIABILITY_STORE_URL", ""),
+        help="a Cassandra store URL for the races (default: a node on 127.0.0.1:9042 if one answers)",
+    )
+    run.add_argument(
+        "--cluster-home",
+        default=env("ES_RELIABILITY_CLUSTER_HOME", ""),
+        help="scratch directory of the 3-node cluster (default <repo>/.cassandra/reliability)",
+    )
+    run.add_argument("--workdir", help="where the scenarios keep their files (default: a temporary directory)")
+    run.add_argument("--keep", action="store_true", help="keep the working files")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    run.set_defaults(run=_run)
+    return parser
+
+
+def _scenarios(text: str) -> list[str]:
+    chosen = [s.strip() for s in text.split(",") if s.strip()] if text else list(DEFAULT)
+    if not text and os.environ.get("ES_RELIABILITY_CLUSTER") == "1":
+        chosen.append("cassandra-failure")
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+    return chosen
+
+
+def _run(args: argparse.Namespace, chosen: list[str]) -> int:
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="es-reliability-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    results: list[ScenarioResult] = []
+    progress = None if args.json else _progress
+    try:
+        for name in chosen:
+            for runner in _runners(name, args, workdir):
+                if progress:
+                    progress(f"running {name} ...")
+                results.append(runner())
+                if progress:
+                    r = results[-1]
+                    progress(f"  {r.scenario} ({r.store}): {r.status} in {r.seconds:.1f}s")
+    finally:
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    wall = time.perf_counter() - clock
+    header = (
+        f"reliability run {started:%Y-%m-%d %H:%M} UTC, seed {args.seed}, {wall:.0f} s wall; "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs"
+    )
+    if args.json:
+        print(as_json(results, started=started.isoformat(), seed=args.seed, wall_seconds=round(wall, 1)))
+    else:
+        print(format_table(results, header=header))
+    return 0 if run_passed(results) else 1
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callable[[], ScenarioResult]]:
+    # imported here so that one scenario's missing dependency cannot stop the others
+    if name == "crash":
+        from .crash import run_crash
+
+        return [lambda: run_crash(workdir / "crash", seed=args.seed, kills=args.kills)]
+    if name == "races":
+        from .races import run_races, skipped_races, sqlite_url
+
+        runs: list[Callable[[], ScenarioResult]] = [
+            lambda: run_races(
+                sqlite_url(workdir / "races"), seed=args.seed, processes=args.processes, commands=args.commands
+            )
+        ]
+        url, why = cassandra_race_url(args.store_url)
+        if url:
+            runs.append(
+                lambda: run_races(
+                    url, seed=args.seed, processes=args.processes, commands=args.commands, store_label="cassandra"
+                )
+            )
+        else:
+            runs.append(lambda: skipped_races("cassandra", why))
+        return runs
+    if name == "idempotency":
+        from .idempotency import run_idempotency
+
+        return [lambda: run_idempotency(workdir / "idempotency", seed=args.seed)]
+    if name == "bad-input":
+        from .corpus import run_bad_input
+
+        return [lambda: run_bad_input(workdir / "bad-input")]
+    if name == "fallback":
+        from .outage import run_fallback
+
+        return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
+    if name == "cassandra-failure":
+        from .node_failure import run_node_failure
+
+        home = Path(args.cluster_home) if args.cluster_home else None
+        return [lambda: run_node_failure(workdir / "node-failure", seed=args.seed, home=home, keep=args.keep)]
+    raise AssertionError(name)
+
+
+def cassandra_race_url(explicit: str) -> tuple[str, str]:
+    """The Cassandra URL for the races and "" , or "" and why there is none."""
+    if explicit:
+        return explicit, ""
+    try:
+        import es_core.stores.cassandra  # noqa: F401
+    except ImportError as exc:
+        return "", f"no Cassandra backend in es_core ({exc})"
+    host, port = os.environ.get("ES_CASSANDRA_HOST", "127.0.0.1"), int(os.environ.get("ES_CASSANDRA_PORT", "9042"))
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            pass
+    except OSError:
+        return "", f"no Cassandra node answers on {host}:{port} (scripts/cassandra-node start, or --store-url)"
+    return f"cassandra://{host}:{port}/{RACE_KEYSPACE}?replication_factor=1&consistency=QUORUM", ""
