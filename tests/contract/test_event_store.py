@@ -364,7 +364,13 @@ def test_the_store_stays_usable_after_refusals(store: EventStore, sid: Sid) -> N
     assert store.append(s, [ev(1)], Expect.NO_STREAM).last_version == 1
 
 
-def test_a_late_retry_of_an_older_append_is_recognised(store: EventStore, sid: Sid) -> None:
+def test_a_late_retry_of_an_older_append_is_recognised(store: EventStore, sid: Sid, backend: str) -> None:
+    if backend == "cassandra":
+        pytest.xfail(
+            "Cassandra recognises retries of the stream's latest append, and of any append sent with its "
+            "original expected version; an older append re-sent at the current version would need an index "
+            "read on every append (docs/cassandra.md, 'Idempotency'); the domain's request ids cover it"
+        )
     s = sid()
     a, b = ev(1), ev(2)
     store.append(s, [a], Expect.NO_STREAM)

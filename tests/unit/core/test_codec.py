@@ -48,7 +48,9 @@ def record(event_type: str, version: int, data: dict) -> RecordedEvent:  # type:
 def full_registry() -> EventRegistry:
     r = EventRegistry(Renewed, Acquired, Released)
     r.add_upcaster("LicenseRenewed", 1, lambda d: {**d, "counts_as_download": True})  # added field, default
-    r.add_upcaster("LicenseRenewed", 2, lambda d: {"license_id": d["licence"], **{k: v for k, v in d.items() if k != "licence"}})
+    r.add_upcaster(  # renamed field
+        "LicenseRenewed", 2, lambda d: {"license_id": d["licence"], **{k: v for k, v in d.items() if k != "licence"}}
+    )
     r.rename_type("LicenceGranted", 1, "LicenseAcquired", 1)  # renamed event type
     r.split(
         "LicenseSwapped", 1,
