@@ -5,9 +5,12 @@ Its history is the member's ``LicenseAcquired`` and ``LicenseRenewed`` events of
 keeps every download and renewal within ``HISTORY_HORIZON_DAYS`` whatever today's rules count,
 so a rule change (a longer window, renewals no longer counting) needs no migration.
 
-Window semantics: a download at ``t`` counts at ``at`` while ``at - window < t <= at``; it stops
-counting at exactly ``t + window``. With a limit ``L`` and ``c >= L`` counted downloads (oldest
-first ``t0 <= t1 <= ...``), the member may download again at ``t[c - L] + window``.
+Window semantics: a download at ``t`` counts against a decision at ``at`` while ``at - window < t``;
+it stops counting at exactly ``t + window``. Downloads stamped *after* ``at`` count too: a command
+can be decided after later-stamped ones were recorded (a retry after a conflict, two servers a few
+milliseconds apart, a reconciled provisional grant), and its grant must keep every window holding
+it within the limit. With a limit ``L`` and ``c >= L`` counted downloads (oldest first
+``t0 <= t1 <= ...``), the member may download again at ``t[c - L] + window``.
 """
 
 from __future__ import annotations
@@ -48,9 +51,10 @@ class Downloaded:
     # -- decisions -----------------------------------------------------------------------
 
     def counted(self, at: datetime, window: timedelta, *, include_renewals: bool) -> list[datetime]:
-        """Times of the downloads that count at ``at``, oldest first."""
+        """Times of the downloads that count against a decision at ``at``, oldest first: those
+        stamped after ``at - window``, including any stamped later than ``at``."""
         since = at - window
-        return [d.at for d in self.state.downloads if since < d.at <= at and (include_renewals or not d.renewal)]
+        return [d.at for d in self.state.downloads if since < d.at and (include_renewals or not d.renewal)]
 
     def free_again_at(self, at: datetime, window: timedelta, limit: int, *, include_renewals: bool) -> datetime | None:
         """When the member may download again, or None if they may now."""
@@ -66,7 +70,7 @@ class Downloaded:
         at ``at`` if ``adding``."""
         times = self.counted(at, window, include_renewals=include_renewals)
         if adding:
-            times.append(at)
+            insort(times, at)  # later-stamped downloads may already be counted
         return limit - len(times), (times[0] + window if times else None)
 
     # -- evolution: a LicenseAcquired or LicenseRenewed of this title -------------------

@@ -128,6 +128,46 @@ def describe_grant(remaining: int | None, resets_at: datetime | None, expires_at
     return "granted" + (": " + "; ".join(parts) if parts else "")
 
 
+# What a granted command tells the member, built from the event it records: the command handler
+# and the applier (which remembers the outcome for retries) call the same function, so a retry
+# gets the first answer's text word for word.
+
+
+def _subscribed_reason(e: MemberSubscribed) -> str:
+    return f"subscribed on the {e.plan} plan"
+
+
+def _plan_changed_reason(e: PlanChanged) -> str:
+    holding, limit = e.devices_holding_downloads, e.device_limit
+    over = f"; {holding} devices hold downloads, over the new limit of {limit}" if holding > limit else ""
+    return f"plan changed from {e.old_plan} to {e.new_plan}{over}"
+
+
+def _cancelled_reason(e: MembershipCancelled) -> str:
+    return "membership cancelled; downloads deleted"
+
+
+def _registered_reason(e: DeviceRegistered) -> str:
+    return f"device {e.device_id} registered"
+
+
+def _removed_reason(e: DeviceRemoved) -> str:
+    return f"device {e.device_id} removed; its downloads deleted"
+
+
+def _granted_reason(e: LicenseAcquired | LicenseRenewed) -> str:
+    return describe_grant(e.remaining, e.resets_at, e.expires_at)
+
+
+def _played_reason(e: LicensePlayed) -> str:
+    return f"playing; licence valid until {policy.when(e.expires_at)}"
+
+
+def _released_reason(e: LicenseReleased) -> str:
+    # a cancellation or device removal releases licences first, then remembers its own event
+    return "download deleted; licence released"
+
+
 class MemberAccount(Aggregate[MemberState]):
     """One member's account: the aggregate root that decides every command for the member and
     holds their License and Downloaded entities. Stream ``member-<id>``."""
@@ -178,49 +218,50 @@ class MemberAccount(Aggregate[MemberState]):
         rules.device_limit(cmd.plan)  # an unknown plan is refused
         if self.state.plan is not None:
             raise CommandRefusedError(f"member {self.id} is already subscribed on the {self.state.plan} plan")
-        self.record(MemberSubscribed(plan=cmd.plan, at=cmd.at, request_id=cmd.request_id))
-        return Verdict(True, f"subscribed on the {cmd.plan} plan")
+        subscribed = MemberSubscribed(plan=cmd.plan, at=cmd.at, request_id=cmd.request_id)
+        self.record(subscribed)
+        return Verdict(True, _subscribed_reason(subscribed))
 
     def change_plan(self, cmd: ChangePlan, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         limit = rules.device_limit(cmd.plan)
         old = self._member_plan()
         if old == cmd.plan:
             return Verdict(True, f"already on the {cmd.plan} plan")
-        holding = len(self.devices_holding_downloads())
-        self.record(
-            PlanChanged(
-                old_plan=old,
-                new_plan=cmd.plan,
-                device_limit=limit,
-                devices_holding_downloads=holding,
-                at=cmd.at,
-                request_id=cmd.request_id,
-            )
+        changed = PlanChanged(
+            old_plan=old,
+            new_plan=cmd.plan,
+            device_limit=limit,
+            devices_holding_downloads=len(self.devices_holding_downloads()),
+            at=cmd.at,
+            request_id=cmd.request_id,
         )
-        over = f"; {holding} devices hold downloads, over the new limit of {limit}" if holding > limit else ""
-        return Verdict(True, f"plan changed from {old} to {cmd.plan}{over}")
+        self.record(changed)
+        return Verdict(True, _plan_changed_reason(changed))
 
     def cancel(self, cmd: CancelMembership, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._member_plan()
         for state in list(self.state.licences.values()):
             self.record(License(state).release(cmd.at, "membership_cancelled", cmd.request_id))
-        self.record(MembershipCancelled(at=cmd.at, request_id=cmd.request_id))
-        return Verdict(True, "membership cancelled; downloads deleted")
+        cancelled = MembershipCancelled(at=cmd.at, request_id=cmd.request_id)
+        self.record(cancelled)
+        return Verdict(True, _cancelled_reason(cancelled))
 
     def register_device(self, cmd: RegisterDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._member_plan()
         if cmd.device_id in self.state.devices:
             raise CommandRefusedError(f"device {cmd.device_id} is already registered to member {self.id}")
-        self.record(DeviceRegistered(device_id=cmd.device_id, kind=cmd.kind, at=cmd.at, request_id=cmd.request_id))
-        return Verdict(True, f"device {cmd.device_id} registered")
+        registered = DeviceRegistered(device_id=cmd.device_id, kind=cmd.kind, at=cmd.at, request_id=cmd.request_id)
+        self.record(registered)
+        return Verdict(True, _registered_reason(registered))
 
     def remove_device(self, cmd: RemoveDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._device(cmd.device_id)
         for state in list(self.state.licences.values()):
             if state.device_id == cmd.device_id:
                 self.record(License(state).release(cmd.at, "device_removed", cmd.request_id))
-        self.record(DeviceRemoved(device_id=cmd.device_id, at=cmd.at, request_id=cmd.request_id))
-        return Verdict(True, f"device {cmd.device_id} removed; its downloads deleted")
+        removed = DeviceRemoved(device_id=cmd.device_id, at=cmd.at, request_id=cmd.request_id)
+        self.record(removed)
+        return Verdict(True, _removed_reason(removed))
 
     def acquire(self, cmd: AcquireLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._member_plan()
@@ -252,7 +293,7 @@ class MemberAccount(Aggregate[MemberState]):
         )
         self.record(acquired)
         return Verdict(
-            True, describe_grant(remaining, resets_at, acquired.expires_at), license_id=license_id,
+            True, _granted_reason(acquired), license_id=license_id,
             remaining=remaining, resets_at=resets_at,
         )
 
@@ -272,7 +313,7 @@ class MemberAccount(Aggregate[MemberState]):
         )
         self.record(renewed)
         return Verdict(
-            True, describe_grant(remaining, resets_at, renewed.expires_at), license_id=cmd.license_id,
+            True, _granted_reason(renewed), license_id=cmd.license_id,
             remaining=remaining, resets_at=resets_at,
         )
 
@@ -287,12 +328,13 @@ class MemberAccount(Aggregate[MemberState]):
         if played is None:
             return Verdict(True, "playing", license_id=cmd.license_id)
         self.record(played)
-        return Verdict(True, f"playing; licence valid until {policy.when(played.expires_at)}", license_id=s.license_id)
+        return Verdict(True, _played_reason(played), license_id=s.license_id)
 
     def release(self, cmd: ReleaseLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         licence = self._held(cmd.license_id)
-        self.record(licence.release(cmd.at, "deleted", cmd.request_id))
-        return Verdict(True, "download deleted; licence released", license_id=cmd.license_id)
+        released = licence.release(cmd.at, "deleted", cmd.request_id)
+        self.record(released)
+        return Verdict(True, _released_reason(released), license_id=cmd.license_id)
 
     def expire_title(self, cmd: ExpireTitleLicenses, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         title = _title(catalogue, cmd.title_id)
@@ -355,28 +397,28 @@ class MemberAccount(Aggregate[MemberState]):
     def _subscribed(self, e: MemberSubscribed) -> None:
         self.state.plan = e.plan
         self.state.member_since = e.at
-        self._remember(e.request_id, RequestRecord(True))
+        self._remember(e.request_id, RequestRecord(True, reason=_subscribed_reason(e)))
 
     @applies(PlanChanged)
     def _plan_changed(self, e: PlanChanged) -> None:
         self.state.plan = e.new_plan
-        self._remember(e.request_id, RequestRecord(True))
+        self._remember(e.request_id, RequestRecord(True, reason=_plan_changed_reason(e)))
 
     @applies(MembershipCancelled)
     def _cancelled(self, e: MembershipCancelled) -> None:
         self.state.plan = None
         self.state.member_since = None
-        self._remember(e.request_id, RequestRecord(True))
+        self._remember(e.request_id, RequestRecord(True, reason=_cancelled_reason(e)))
 
     @applies(DeviceRegistered)
     def _device_registered(self, e: DeviceRegistered) -> None:
         self.state.devices[e.device_id] = Device(registered_at=e.at, kind=e.kind)
-        self._remember(e.request_id, RequestRecord(True))
+        self._remember(e.request_id, RequestRecord(True, reason=_registered_reason(e)))
 
     @applies(DeviceRemoved)
     def _device_removed(self, e: DeviceRemoved) -> None:
         self.state.devices.pop(e.device_id, None)
-        self._remember(e.request_id, RequestRecord(True))
+        self._remember(e.request_id, RequestRecord(True, reason=_removed_reason(e)))
 
     @applies(LicenseAcquired)
     def _acquired(self, e: LicenseAcquired) -> None:
@@ -388,7 +430,12 @@ class MemberAccount(Aggregate[MemberState]):
         s.studio_active[e.studio_id] = s.studio_active.get(e.studio_id, 0) + 1
         self._title(e.title_id, e.studio_id).downloaded(e.at, renewal=False)
         s.grants += 1
-        self._remember(e.request_id, RequestRecord(True, e.license_id, remaining=e.remaining, resets_at=e.resets_at))
+        self._remember(
+            e.request_id,
+            RequestRecord(
+                True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)
+            ),
+        )
 
     @applies(LicenseRenewed)
     def _renewed(self, e: LicenseRenewed) -> None:
@@ -397,14 +444,19 @@ class MemberAccount(Aggregate[MemberState]):
             License(state).renewed(e)
             self._title(e.title_id, state.studio_id).downloaded(e.at, renewal=True)
         self.state.grants += 1
-        self._remember(e.request_id, RequestRecord(True, e.license_id, remaining=e.remaining, resets_at=e.resets_at))
+        self._remember(
+            e.request_id,
+            RequestRecord(
+                True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)
+            ),
+        )
 
     @applies(LicensePlayed)
     def _played(self, e: LicensePlayed) -> None:
         state = self.state.licences.get(e.license_id)
         if state is not None:
             License(state).played(e)
-        self._remember(e.request_id, RequestRecord(True, e.license_id))
+        self._remember(e.request_id, RequestRecord(True, e.license_id, reason=_played_reason(e)))
 
     @applies(LicenseExpired)
     def _expired(self, e: LicenseExpired) -> None:
@@ -413,7 +465,7 @@ class MemberAccount(Aggregate[MemberState]):
     @applies(LicenseReleased)
     def _released(self, e: LicenseReleased) -> None:
         self._end(e.license_id)
-        self._remember(e.request_id, RequestRecord(True, e.license_id))
+        self._remember(e.request_id, RequestRecord(True, e.license_id, reason=_released_reason(e)))
 
     def _end(self, license_id: str) -> None:
         """A licence stops holding its device slot and its studio count."""

@@ -100,6 +100,8 @@ def check_studio_cap(state: MemberState, title: Title, studio_name: str, rules: 
 def check_title_year(
     downloaded: Downloaded | None, title: Title, at: datetime, rules: RuleSet
 ) -> Denial | None:
+    """Downloads stamped later than ``at`` count too (``Downloaded.counted``): a command decided
+    after them must not take a window holding them over the limit."""
     limit = rules.title_limit(title.studio_id, title.id)
     if limit is None or downloaded is None:
         return None

@@ -29,7 +29,7 @@ from es_core import (
 
 from .catalogue import Catalogue, load_catalogue
 from .commands import Command, ExpireTitleLicenses
-from .errors import InvalidCommandError, RequestForgottenError
+from .errors import CommandRefusedError, InvalidCommandError, RequestForgottenError
 from .events import new_registry
 from .member import MemberAccount, RequestRecord, Verdict, describe_grant
 from .rules import RuleSet, load_rules
@@ -95,11 +95,10 @@ class DownloadService:
         if not isinstance(command, Command):
             raise InvalidCommandError(f"expected a command, not {type(command).__name__}")
         for attempt in range(1, self.max_attempts + 1):
-            member = self._load(command.member_id)
-            known = member.remembered(command.request_id)
-            if known is not None:
-                return _from_record(command, known)
-            verdict = member.execute(command, self.rules, self.catalogue)
+            member, decided = self._decide(command)
+            if isinstance(decided, Outcome):
+                return decided
+            verdict = decided
             if not member.pending:
                 return _outcome(command, verdict, 0)
             try:
@@ -124,6 +123,32 @@ class DownloadService:
             self.handle(ExpireTitleLicenses(member_id=m, at=at, request_id=f"{request_id}.{m}", title_id=title_id))
             for m in holders
         ]
+
+    def _decide(self, command: Command) -> tuple[MemberAccount, Outcome | Verdict]:
+        """Load the member and decide ``command`` on it: the remembered outcome of a known
+        request, or a new verdict (events pending on the member). A cached member may be stale:
+        a save would catch that by a conflict, but a refusal or a decision recording nothing is
+        never saved, so a retry of a request another server handled would be refused ("holds no
+        licence") instead of getting its first answer. Those are decided once more on the
+        store's member."""
+        for fresh in (False, True):
+            hits = self.repository.stats.cache_hits
+            member = self._load(command.member_id)
+            stale_possible = not fresh and self.repository.stats.cache_hits > hits
+            known = member.remembered(command.request_id)
+            if known is not None:
+                return member, _from_record(command, known)
+            try:
+                verdict = member.execute(command, self.rules, self.catalogue)
+            except CommandRefusedError:
+                if not stale_possible:
+                    raise
+                self.repository.forget(command.member_id)
+                continue
+            if member.pending or not stale_possible:
+                return member, verdict
+            self.repository.forget(command.member_id)
+        raise AssertionError("unreachable")  # pragma: no cover - the fresh pass returns or raises
 
     # -- reading -------------------------------------------------------------------------
 
@@ -171,7 +196,9 @@ def _outcome(command: Command, verdict: Verdict, events: int) -> Outcome:
 
 
 def _from_record(command: Command, record: RequestRecord) -> Outcome:
-    reason = record.reason if not record.granted else describe_grant(record.remaining, record.resets_at)
+    reason = record.reason
+    if not reason and record.granted:  # remembered before grants kept their reason text
+        reason = describe_grant(record.remaining, record.resets_at)
     return Outcome(
         command=command.name,
         member_id=command.member_id,

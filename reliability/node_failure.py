@@ -392,11 +392,10 @@ def _read_back(result: ScenarioResult, store: Any, members: list[str], acks: lis
 def _raw_probe(result: ScenarioResult, cluster: Cluster, seed: int, writes: int) -> None:
     """Conditional inserts at QUORUM (serial consistency SERIAL) into a probe table while a node
     is killed and restarted; then every acknowledged row read back as ``_with_store`` does."""
+    from cassandra import ConsistencyLevel
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
     from cassandra.cluster import Cluster as Driver
     from cassandra.policies import WhiteListRoundRobinPolicy
-
-    from cassandra import ConsistencyLevel
 
     victim = cluster.addresses[2]
     profile = ExecutionProfile(

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-SNAPSHOT_AFTER_DUPLICATE = (
-    "Repository.save snapshots the in-memory aggregate after an append the store recognised as a duplicate: "
-    "that aggregate was re-decided on stale state, so the snapshot is wrong and later loads start from it"
-)
-
 # bad-input cases whose documented answer es_core does not give yet
 CORPUS: dict[str, str] = {
 }

@@ -22,7 +22,6 @@ from reliability.faults import FlakyStore
 from reliability.outage import FakeClock, run_fallback
 from reliability.workload import world
 
-
 T = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 

@@ -22,8 +22,6 @@ from es_core import SnapshotPolicy, open_store
 from reliability.idempotency import run_idempotency
 from reliability.invariants import serial_replay
 
-from .known_issues import SNAPSHOT_AFTER_DUPLICATE, known
-
 T = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
 
@@ -35,7 +33,6 @@ def test_retries_never_write_an_event_twice(tmp_path: Path) -> None:
     assert all(result.figures["commands_resent_by_mode"].values())
 
 
-@pytest.mark.xfail(reason=SNAPSHOT_AFTER_DUPLICATE, strict=False)
 def test_retries_get_the_first_answer_and_the_reference_events(tmp_path: Path) -> None:
     result = run_idempotency(tmp_path, seed=7, commands=150)
     assert result.status == "ok", result.problems

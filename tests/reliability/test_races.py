@@ -13,7 +13,6 @@ from reliability.races import run_races, sqlite_url
 from reliability.workload import world
 
 
-
 def _check(result: object) -> None:
     r = result  # type: ignore[assignment]
     assert not r.error, r.error  # type: ignore[attr-defined]
