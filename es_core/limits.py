@@ -14,6 +14,7 @@ import msgspec
 from .errors import (
     InvalidEventError,
     InvalidExpectedVersionError,
+    InvalidInputError,
     InvalidStreamIdError,
     PayloadTooLargeError,
 )
@@ -86,7 +87,7 @@ def check_version_bound(name: str, value: object, *, allow_none: bool = True) ->
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    raise InvalidEventError(f"{name} must be an int >= 0, not {value!r}")
+    raise InvalidInputError(f"{name} must be an int >= 0, not {value!r}")
 
 
 def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
