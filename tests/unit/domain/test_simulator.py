@@ -89,8 +89,8 @@ def test_the_store_must_be_empty_and_sizes_positive() -> None:
 
 
 def test_the_report_counts_events_written_not_positions() -> None:
-    from es_core import open_store
     from downloads import simulate
+    from es_core import open_store
 
     store = open_store("memory://")
     report = simulate(store, members=20, days=20, seed=11)
