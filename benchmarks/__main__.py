@@ -1,0 +1,145 @@
+"""Command line: ``python -m benchmarks run | scaling | table``.
+
+With ``--json`` exactly one JSON object goes to stdout; progress always goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import suite
+from .chart_data import RESULTS_FILE, markdown_table, scaling_markdown
+
+QUICK_RUN = {"members": 20, "events": 20, "snapshot_every": 5, "rounds": 2, "append_rounds": 2, "read_rounds": 1,
+             "load_sample": 10, "append_members": 2, "append_commands": 10}
+QUICK_SCALING = {"sizes": (20, 60), "aggregates": 2, "snapshot_every": 5, "intervals": (5,), "sim_members": (5,),
+                 "sim_days": 2, "rounds": 1, "append_members": 2, "append_commands": 10}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, not {text!r}") from exc
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers")
+    return values
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="sqlite", metavar="URL",
+                   help="sqlite (temporary files, default), sqlite:///dir/name.db[?synchronous=normal], memory://, "
+                        "or cassandra://host[:port]/keyspace")
+    p.add_argument("--snapshot-every", type=int, metavar="K", help="snapshot interval in events (default 30)")
+    p.add_argument("--rounds", type=int, metavar="R", help="rounds per measurement; figures are medians")
+    p.add_argument("--seed", type=int, help="workload seed")
+    p.add_argument("--no-peer", action="store_true", help="skip the eventsourcing library even if installed")
+    p.add_argument("--workdir", type=Path, help="where the temporary databases go (default: the system temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the databases after the run")
+    p.add_argument("--quick", action="store_true", help="a tiny smoke-test size (seconds, not minutes)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--save", action="store_true", help="also write the results into benchmarks/results/latest.json")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the suite: es_core vs the raw floor vs the peer library")
+    _common(run)
+    run.add_argument("--workload", default="downloads", choices=["downloads"])
+    run.add_argument("--members", type=int, metavar="N", help="members (aggregates) to seed (default 1000)")
+    run.add_argument("--events-per-member", type=int, metavar="E", dest="events", help="events each (default 100)")
+    run.add_argument("--load-sample", type=int, metavar="S", help="accounts loaded per round (default 300)")
+    run.add_argument("--append-rounds", type=int, metavar="R", help="rounds of appends (default 9)")
+
+    scaling = sub.add_parser("scaling", help="load latency as history grows; snapshot cost; simulator")
+    _common(scaling)
+    scaling.add_argument("--sizes", type=_ints, metavar="LIST", help="events per aggregate (default 100,1000,10000)")
+    scaling.add_argument("--aggregates", type=int, metavar="A", help="aggregates per size (default 5)")
+    scaling.add_argument("--intervals", type=_ints, metavar="LIST", help="snapshot intervals for the append cost")
+    scaling.add_argument("--sim-members", type=_ints, metavar="LIST", help="simulator sizes (default 1000,10000)")
+    scaling.add_argument("--sim-days", type=int, metavar="D", help="simulated days per simulator run (default 30)")
+
+    table = sub.add_parser("table", help="the latest saved figures as a Markdown table (for the README)")
+    table.add_argument("--results", type=Path, default=RESULTS_FILE)
+    return top
+
+
+def _config(args: argparse.Namespace, cls: type[Any], quick: dict[str, Any], names: tuple[str, ...]) -> Any:
+    values: dict[str, Any] = dict(quick) if args.quick else {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    values.update(store=args.store, peer=not args.no_peer, workdir=args.workdir, keep=args.keep)
+    return cls(**values)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def save(result: dict[str, Any], path: Path = RESULTS_FILE) -> None:
+    """Keep the latest result of each suite in one small JSON file."""
+    saved: dict[str, Any] = {}
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            saved = {}
+    saved[result["suite"]] = result
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved, indent=1, sort_keys=False) + "\n")
+
+
+def human(result: dict[str, Any]) -> str:
+    """A short plain-text summary of a result."""
+    lines = [f"{result['suite']} on {result['store']} — {result['machine'].get('cpu')}, "
+             f"{result['machine'].get('cores')} cores, {result['machine'].get('date')}"]
+    if result["suite"] == "run" and "results" in result:
+        lines.append(markdown_table({"run": result}))
+    for target in result.get("targets", []):
+        mark = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
+        lines.append(f"  {target['target']}: {target['value']} ({target['bound']}) {mark}")
+    if result["suite"] == "scaling":
+        for row in result.get("load", []):
+            lines.append(f"  load {row['implementation']:8s} {row['events_per_aggregate']:>6} events "
+                         f"{'snap ' if row['snapshots'] else 'full '} p50 {row['p50_ms']} ms p99 {row['p99_ms']} ms")
+    if "cassandra" in result:
+        lines.append(f"  cassandra: {result['cassandra']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "table":
+        saved = json.loads(args.results.read_text())
+        print(markdown_table(saved) + "\n\n" + scaling_markdown(saved))
+        return 0
+    if args.command == "run":
+        config = _config(args, suite.RunConfig, QUICK_RUN,
+                         ("members", "events", "snapshot_every", "rounds", "append_rounds", "seed", "load_sample"))
+        result = suite.run(config, _log)
+    else:
+        config = _config(args, suite.ScalingConfig, QUICK_SCALING,
+                         ("sizes", "aggregates", "snapshot_every", "intervals", "sim_members", "sim_days", "rounds",
+                          "seed"))
+        result = suite.scaling(config, _log)
+    if args.save:
+        save(result)
+        _log(f"saved to {RESULTS_FILE}")
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(human(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
