@@ -82,7 +82,8 @@ class LabServer:
         rel = Path(notebook)
         if rel.is_absolute():
             rel = rel.relative_to(self.root_dir)
-        return self.url(f"/lab/tree/{rel.as_posix()}")
+        # ?reset: start from an empty workspace, so notebooks opened by earlier tests are not restored
+        return self.url(f"/lab/tree/{rel.as_posix()}?reset")
 
     def api(self, path: str, method: str = "GET", timeout: float = 5.0) -> object:
         """Call the server's REST API and return the decoded JSON (or None)."""
@@ -94,6 +95,12 @@ class LabServer:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        """End every session, so a later notebook's "all kernels idle" check sees only its own."""
+        sessions = self.api("/api/sessions")
+        for session in sessions if isinstance(sessions, list) else []:
+            self.api(f"/api/sessions/{session['id']}", method="DELETE", timeout=30.0)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -47,6 +47,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium_browser: object) -> I
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _fresh_kernels(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "lab" in request.fixturenames:
+        request.getfixturevalue("lab").shut_down_kernels()
+
+
 def _charts_expected(notebook: Path) -> bool:
     sources = ["".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
     return any("wb." in source and "fig" in source for source in sources)
