@@ -140,31 +140,30 @@ def sqlite_settings(app: PeerApp) -> dict[str, Any]:
         synchronous, str(synchronous))}
 
 
+def _log_pages(app: PeerApp, page_size: int) -> Iterator[list[Any]]:
+    """The global log's notifications in order, a page at a time."""
+    recorder = app.recorder
+    start = 1
+    while page := recorder.select_notifications(start, page_size):
+        yield page
+        start = page[-1].id + 1
+
+
 def read_log(app: PeerApp, page_size: int = 1000) -> Iterator[tuple[str, dict[str, Any]]]:
     """The global log in order, each payload decoded to a dict by the library's transcoder:
     the least work the peer does to hand a reader decoded events."""
-    recorder, decode = app.recorder, app.mapper.transcoder.decode
-    start = 1
-    while True:
-        page = recorder.select_notifications(start, page_size)
-        if not page:
-            return
+    decode = app.mapper.transcoder.decode
+    for page in _log_pages(app, page_size):
         for n in page:
             yield n.topic, decode(n.state)
-        start = page[-1].id + 1
 
 
 def read_log_typed(app: PeerApp, page_size: int = 1000) -> Iterator[Any]:
     """The global log as the library's typed domain events (what its projections consume)."""
-    recorder, to_event = app.recorder, app.mapper.to_domain_event
-    start = 1
-    while True:
-        page = recorder.select_notifications(start, page_size)
-        if not page:
-            return
+    to_event = app.mapper.to_domain_event
+    for page in _log_pages(app, page_size):
         for n in page:
             yield to_event(n)
-        start = page[-1].id + 1
 
 
 def stored_bytes(app: PeerApp) -> tuple[int, int]:

@@ -90,11 +90,11 @@ def timeline(
     of one licence, title or device."""
     registry = registry or new_registry()
     entries = []
-    for record in store.read_stream(MemberAccount.stream_id_for(member_id), upto=upto_version):
-        for event in registry.decode(record):
-            entry = _entry(record.version, record.recorded_at, event, record.metadata.get("request_id"))
-            if aggregate_id is None or aggregate_id in (entry.aggregate_id, entry.title_id):
-                entries.append(entry)
+    for item in registry.decode_all(store.read_stream(MemberAccount.stream_id_for(member_id), upto=upto_version)):
+        record = item.record
+        entry = _entry(record.version, record.recorded_at, item.event, record.metadata.get("request_id"))
+        if aggregate_id is None or aggregate_id in (entry.aggregate_id, entry.title_id):
+            entries.append(entry)
     return entries
 
 

@@ -393,6 +393,12 @@ class MemberAccount(Aggregate[MemberState]):
         if len(requests) > REQUEST_MEMORY:
             del requests[next(iter(requests))]
 
+    def _remember_grant(self, e: LicenseAcquired | LicenseRenewed) -> None:
+        self._remember(
+            e.request_id,
+            RequestRecord(True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)),
+        )
+
     @applies(MemberSubscribed)
     def _subscribed(self, e: MemberSubscribed) -> None:
         self.state.plan = e.plan
@@ -430,12 +436,7 @@ class MemberAccount(Aggregate[MemberState]):
         s.studio_active[e.studio_id] = s.studio_active.get(e.studio_id, 0) + 1
         self._title(e.title_id, e.studio_id).downloaded(e.at, renewal=False)
         s.grants += 1
-        self._remember(
-            e.request_id,
-            RequestRecord(
-                True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)
-            ),
-        )
+        self._remember_grant(e)
 
     @applies(LicenseRenewed)
     def _renewed(self, e: LicenseRenewed) -> None:
@@ -444,12 +445,7 @@ class MemberAccount(Aggregate[MemberState]):
             License(state).renewed(e)
             self._title(e.title_id, state.studio_id).downloaded(e.at, renewal=True)
         self.state.grants += 1
-        self._remember(
-            e.request_id,
-            RequestRecord(
-                True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)
-            ),
-        )
+        self._remember_grant(e)
 
     @applies(LicensePlayed)
     def _played(self, e: LicensePlayed) -> None:

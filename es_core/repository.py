@@ -170,7 +170,7 @@ class Repository(Generic[A]):
         try:
             snapshot = self._find_snapshot(aggregate.stream_id, at_version, as_of)
         except StoreError:
-            raise
+            raise  # the backend failing is not a bad snapshot: let the caller see it
         except EventSourcingError as exc:
             log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
             self.stats.snapshots_ignored += 1
@@ -274,12 +274,7 @@ class Repository(Generic[A]):
             taken_at=result.recorded_at or self.store.clock(),  # the moment of the last event it covers
         )
         try:
-            save_and_prune = getattr(self.store, "save_snapshot_and_prune", None)
-            if save_and_prune is not None:  # one transaction where the backend offers it
-                save_and_prune(snapshot, policy.keep)
-            else:
-                self.store.save_snapshot(snapshot)
-                self.store.prune_snapshots(stream_id, policy.keep)
+            self.store.save_snapshot_and_prune(snapshot, policy.keep)
         except EventSourcingError as exc:
             # the events are committed; a missing snapshot only costs a longer replay later
             log.warning("snapshot of %s at v%d not saved: %s", stream_id, aggregate.version, exc)

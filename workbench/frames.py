@@ -83,20 +83,19 @@ def decoded_frame(records: Iterable[RecordedEvent], registry: EventRegistry) -> 
     (upcast, renamed, split or dropped). Columns: the record's position and stored shape, then
     the current type, version and fields."""
     rows = []
-    for record in records:
-        for event in registry.decode(record):
-            cls = type(event)
-            row: dict[str, Any] = {
-                "position": record.position,
-                "stream_id": record.stream_id,
-                "stored_type": record.event_type,
-                "stored_version": record.schema_version,
-                "event_type": cls.event_type,
-                "schema_version": cls.schema_version,
-            }
-            for field in event.__struct_fields__:
-                row.setdefault(field, getattr(event, field))
-            rows.append(row)
+    for item in registry.decode_all(records):
+        record, event, cls = item.record, item.event, type(item.event)
+        row: dict[str, Any] = {
+            "position": record.position,
+            "stream_id": record.stream_id,
+            "stored_type": record.event_type,
+            "stored_version": record.schema_version,
+            "event_type": cls.event_type,
+            "schema_version": cls.schema_version,
+        }
+        for field in event.__struct_fields__:
+            row.setdefault(field, getattr(event, field))
+        rows.append(row)
     columns = ["position", "stream_id", "stored_type", "stored_version", "event_type", "schema_version"]
     return _parse_times(pd.DataFrame(rows, columns=None if rows else columns))
 
@@ -112,10 +111,9 @@ def census_frame(census: Mapping[tuple[str, int], int]) -> pd.DataFrame:
 def decoded_census(records: Iterable[RecordedEvent], registry: EventRegistry) -> dict[tuple[str, int], int]:
     """The census of what ``registry`` turns the records into (current shapes only)."""
     counts: dict[tuple[str, int], int] = {}
-    for record in records:
-        for event in registry.decode(record):
-            key = (type(event).event_type, type(event).schema_version)
-            counts[key] = counts.get(key, 0) + 1
+    for item in registry.decode_all(records):
+        key = (type(item.event).event_type, type(item.event).schema_version)
+        counts[key] = counts.get(key, 0) + 1
     return counts
 
 

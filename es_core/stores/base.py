@@ -135,6 +135,19 @@ class EventStore(abc.ABC):
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store a snapshot in the snapshot table, replacing one at the same version."""
+        self._save_snapshot(self._check_snapshot(snapshot))
+
+    def save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
+        """``save_snapshot``, then keep only the newest ``keep`` snapshots of its stream.
+        Backends that can do both in one transaction override ``_save_snapshot_and_prune``."""
+        keep = check_version_bound("keep", keep, allow_none=False) or 0
+        self._save_snapshot_and_prune(self._check_snapshot(snapshot), keep)
+
+    def _save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
+        self._save_snapshot(snapshot)
+        self.prune_snapshots(snapshot.stream_id, keep)
+
+    def _check_snapshot(self, snapshot: object) -> Snapshot:
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(f"expected a Snapshot, not {type(snapshot).__name__}")
         check_stream_id(snapshot.stream_id)
@@ -142,7 +155,7 @@ class EventStore(abc.ABC):
             raise InvalidInputError("a snapshot must cover at least one event")
         if len(snapshot.state) > self.payload_limit:
             raise SnapshotError(f"snapshot state is over the payload limit of {self.payload_limit}")
-        self._save_snapshot(snapshot)
+        return snapshot
 
     @abc.abstractmethod
     def _save_snapshot(self, snapshot: Snapshot) -> None: ...

@@ -117,12 +117,11 @@ _INSERT_EVENT = (
     "INSERT INTO {ks}.events (stream_id, bucket, version, event_id, event_type, schema_version, data, metadata,"
     " recorded_at, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
 )
-_EVENT_COLUMNS = EVENT_COLUMNS
 _RANGE = " FROM {ks}.events WHERE stream_id = ? AND bucket = ? AND version > ? AND version <= ?"
-_SELECT_ROWS = "SELECT " + _EVENT_COLUMNS + _RANGE + " LIMIT ?"
-_SELECT_ROWS_DESC = "SELECT " + _EVENT_COLUMNS + _RANGE + " ORDER BY version DESC LIMIT ?"
+_SELECT_ROWS = "SELECT " + EVENT_COLUMNS + _RANGE + " LIMIT ?"
+_SELECT_ROWS_DESC = "SELECT " + EVENT_COLUMNS + _RANGE + " ORDER BY version DESC LIMIT ?"
 _SELECT_PAYLOADS = "SELECT version, event_type, schema_version, data, head" + _RANGE
-_SELECT_FROM = "SELECT " + _EVENT_COLUMNS + " FROM {ks}.events WHERE stream_id = ? AND bucket = ? AND version >= ?"
+_SELECT_FROM = "SELECT " + EVENT_COLUMNS + " FROM {ks}.events WHERE stream_id = ? AND bucket = ? AND version >= ?"
 _SELECT_BY_ID = (
     "SELECT version, position, recorded_at FROM {ks}.events WHERE stream_id = ? AND bucket = ? AND event_id = ?"
 )
@@ -531,8 +530,9 @@ class CassandraStore(EventStore):
             return self._duplicate(stream_id, events, found)
         for _ in range(100):
             current = self._tail(stream_id)
-            if expected is Expect.STREAM_EXISTS and current == 0:
-                raise ConcurrencyError(stream_id, expected, 0)
+            conflict = check_expected(stream_id, expected, current)  # only STREAM_EXISTS can refuse here
+            if conflict:
+                raise conflict
             try:
                 return self._append_at(stream_id, events, current, expected, recorded_at, any_mode=True)
             except _Moved:
@@ -580,10 +580,12 @@ class CassandraStore(EventStore):
         n, first_id, key, p0 = len(events), events[0].event_id, (stream_id, bucket), positions[0]
         micros = _micros(recorded_at)
         insert = self._q(_INSERT_EVENT)
+        checked = False  # the partition holding `at` is closed: checking it once per attempt suffices
         for _ in range(16):
             fence = self._fences.get(key)  # only a partition's first append needs the exact value
-            if first_path and at > 0:
+            if first_path and at > 0 and not checked:
                 self._check_previous(stream_id, events, at, expected, positions, any_mode)
+                checked = True
             if first_path and fence is not None and fence >= p0:
                 self._feed.bump(fence)
                 raise _Restart

@@ -27,7 +27,7 @@ from ..errors import (
     StoreUnavailableError,
 )
 from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
-from ..limits import PreparedEvent, check_stream_id, check_version_bound
+from ..limits import PreparedEvent, check_stream_id
 from .base import EventStore, check_expected, match_retry
 
 SCHEMA = """
@@ -113,6 +113,20 @@ def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-a
     )
 
 
+_SAVE_SNAPSHOT = "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _snapshot_row(snapshot: Snapshot) -> tuple[object, ...]:
+    return (
+        snapshot.stream_id,
+        snapshot.version,
+        snapshot.state_type,
+        snapshot.state_schema_version,
+        bytes(snapshot.state),
+        _micros(snapshot.taken_at),
+    )
+
+
 class SQLiteStore(EventStore):
     scheme = "sqlite"
 
@@ -146,7 +160,6 @@ class SQLiteStore(EventStore):
             # of the process, may lose the last commits on power loss; for bulk simulations.
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._db.executescript(SCHEMA)
-        self._prune_keep: int | None = None  # set by save_snapshot_and_prune for _save_snapshot
         self._closed = False
 
     def __repr__(self) -> str:
@@ -337,33 +350,12 @@ class SQLiteStore(EventStore):
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
-        """``save_snapshot`` then ``prune_snapshots(keep)`` in one transaction: one commit and
-        usually one page written instead of two of each. Not part of the ``EventStore``
-        contract: an optional fast path the repository uses when a backend offers it."""
-        keep = check_version_bound("keep", keep, allow_none=False) or 0
-        with self._lock:  # reentrant: save_snapshot runs the contract's checks, then _save_snapshot
-            self._prune_keep = keep
-            try:
-                self.save_snapshot(snapshot)
-            finally:
-                self._prune_keep = None
-
     def _save_snapshot(self, snapshot: Snapshot) -> None:
-        self._write_snapshots(
-            "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    snapshot.stream_id,
-                    snapshot.version,
-                    snapshot.state_type,
-                    snapshot.state_schema_version,
-                    bytes(snapshot.state),
-                    _micros(snapshot.taken_at),
-                )
-            ],
-            prune=None if self._prune_keep is None else (snapshot.stream_id, self._prune_keep),
-        )
+        self._write_snapshots(_SAVE_SNAPSHOT, [_snapshot_row(snapshot)])
+
+    def _save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
+        # one transaction: one commit and usually one page written instead of two of each
+        self._write_snapshots(_SAVE_SNAPSHOT, [_snapshot_row(snapshot)], prune=(snapshot.stream_id, keep))
 
     def _write_snapshots(self, sql: str, rows: list[tuple[object, ...]], prune: tuple[str, int] | None = None) -> None:
         """Snapshot writes commit without an fsync of their own (``synchronous=NORMAL`` for
