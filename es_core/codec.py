@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
+import msgspec.inspect
 
 from .errors import (
     EventDecodeError,
@@ -34,12 +36,14 @@ from .errors import (
     UpcasterChainError,
 )
 from .events import NewEvent, RecordedEvent
+from .limits import PreparedEvent, check_event_type, encode_data
 
 Shape = tuple[str, int, dict[str, Any]]
 Step = Callable[[dict[str, Any]], list[Shape]]
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 E = TypeVar("E", bound="DomainEvent")
 _json_decode = msgspec.json.decode
+_json_encode = msgspec.json.encode
 
 
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +86,7 @@ class EventRegistry:
         self._retired: dict[str, int] = {}
         self._validated = False
         self._decoders: dict[type[DomainEvent], msgspec.json.Decoder[Any]] = {}
+        self._strict_json: dict[type[DomainEvent], bool] = {}  # see prepare()
         self.tolerant = tolerant
         self.skipped: Counter[tuple[str, int]] = Counter()
         for cls in classes:
@@ -99,6 +104,7 @@ class EventRegistry:
         if cls.schema_version < cls.first_schema_version:
             raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
         self._classes[name] = cls
+        self._strict_json[cls] = _encodes_as_strict_json(msgspec.inspect.type_info(cls))
         self._validated = False
         return cls
 
@@ -220,15 +226,30 @@ class EventRegistry:
     ) -> NewEvent:
         """The store's ``NewEvent`` for a typed event."""
         cls = type(event)
-        if self._classes.get(cls.event_type) is not cls:
-            raise UnknownEventTypeError(cls.event_type or cls.__name__, cls.schema_version)
+        name = cls.event_type
+        if self._classes.get(name) is not cls:
+            raise UnknownEventTypeError(name or cls.__name__, cls.schema_version)
         return NewEvent(
-            event_type=cls.event_type,
+            event_type=name,
             schema_version=cls.schema_version,
-            data=msgspec.to_builtins(event),
+            data=_to_builtins(event),
             event_id=event_id or time_ordered_id(),
-            metadata=metadata or {},
+            metadata=metadata if metadata is not None else {},
         )
+
+    def prepare(self, event: DomainEvent, *, event_id: UUID | None = None, metadata: bytes = b"{}") -> PreparedEvent:
+        """A typed event encoded for ``EventStore._append_prepared``, with ``metadata`` encoded
+        already (``es_core.limits.encode_metadata``), so a batch shares one encoding of it.
+
+        A class whose fields can only hold strict JSON (no floats, which JSON cannot keep as NaN
+        or infinity, and no ``Any``) is encoded straight from the struct; any other class goes
+        through the same checks as ``EventStore.append``."""
+        cls = type(event)
+        name = cls.event_type
+        if self._classes.get(name) is not cls:
+            raise UnknownEventTypeError(name or cls.__name__, cls.schema_version)
+        data = _json_encode(event) if self._strict_json[cls] else encode_data(_to_builtins(event))
+        return PreparedEvent(event_id or time_ordered_id(), check_event_type(name), cls.schema_version, data, metadata)
 
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:
         """Bring one stored shape to current shapes (zero, one or several)."""
@@ -331,16 +352,79 @@ class EventRegistry:
                 yield Decoded(record, event)
 
 
+_STRICT_LEAVES = (
+    msgspec.inspect.StrType,
+    msgspec.inspect.IntType,
+    msgspec.inspect.BoolType,
+    msgspec.inspect.NoneType,
+    msgspec.inspect.DateTimeType,
+    msgspec.inspect.DateType,
+    msgspec.inspect.TimeType,
+    msgspec.inspect.UUIDType,
+)
+
+
+def _encodes_as_strict_json(info: msgspec.inspect.Type, seen: set[type] | None = None) -> bool:
+    """Whether every value of this type encodes to JSON that decodes back to the same value,
+    with nothing ``EventStore.append`` would refuse: the condition for ``prepare`` to skip the
+    payload walk. Unknown kinds answer False (the checked path), never a guess."""
+    i = msgspec.inspect
+    if isinstance(info, _STRICT_LEAVES):
+        return True
+    if isinstance(info, i.LiteralType):
+        return all(type(v) in (str, int) for v in info.values)
+    if isinstance(info, i.EnumType):
+        return all(type(m.value) in (str, int) for m in info.cls)
+    if isinstance(info, (i.ListType, i.SetType, i.FrozenSetType, i.VarTupleType)):
+        return _encodes_as_strict_json(info.item_type, seen)
+    if isinstance(info, i.TupleType):
+        return all(_encodes_as_strict_json(t, seen) for t in info.item_types)
+    if isinstance(info, i.DictType):  # str keys only: other keys would be stringified silently
+        return isinstance(info.key_type, i.StrType) and _encodes_as_strict_json(info.value_type, seen)
+    if isinstance(info, i.UnionType):
+        return all(_encodes_as_strict_json(t, seen) for t in info.types)
+    if isinstance(info, i.StructType):
+        seen = seen if seen is not None else set()
+        if info.cls in seen:  # a recursive struct: its fields are being checked already
+            return True
+        seen.add(info.cls)
+        return all(_encodes_as_strict_json(f.type, seen) for f in info.fields)
+    return False
+
+
 def time_ordered_id() -> UUID:
     """A fresh random event id whose leading 48 bits are the Unix time in milliseconds, in
     RFC 9562's version-7 layout (74 random bits follow). Ids made one after another sort
     near each other, so a store's unique index on event ids grows at its right edge instead
     of touching a random page per append."""
-    rand = int.from_bytes(os.urandom(10))
+    rand = _random_bits(74)
     ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
-    return UUID(int=ms << 80 | 0x7000 << 64 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & _RAND_B)
+    return _uuid_from_int(ms << 80 | 0x7000 << 64 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B)
 
 
+# Event ids must be unique, not secret (they name events; they guard nothing), so their random
+# bits come from a generator seeded from the OS once per process rather than a system call per
+# id. Its C-level draw is atomic under the GIL (thread-safe), and a forked child reseeds, so
+# parent and child never draw the same bits.
+_ID_RANDOM = random.Random(os.urandom(32))
+_random_bits = _ID_RANDOM.getrandbits
+os.register_at_fork(after_in_child=lambda: _ID_RANDOM.seed(os.urandom(32)))
 _RAND_B = (1 << 62) - 1
+_to_builtins = msgspec.to_builtins
+_new_uuid = UUID.__new__
+_set_slot = object.__setattr__
+
+
+def _uuid_from_int(value: int) -> UUID:
+    """``UUID(int=value)`` for a value known to be a 128-bit int, without the constructor's
+    argument parsing (the bulk of an id's cost on the append path). UUID keeps its state in two
+    slots, set here as ``uuid`` itself sets them when it unpickles one."""
+    made = _new_uuid(UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", _UNKNOWN_SAFETY)
+    return made
+
+
+_UNKNOWN_SAFETY = UUID(int=0).is_safe
 
 __all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]

@@ -73,6 +73,8 @@ def check_stream_id(stream_id: object) -> str:
 
 
 def check_expected_version(expected: object) -> ExpectedVersion:
+    if type(expected) is int and expected >= 0:  # the usual case, decided by one type check
+        return expected
     if isinstance(expected, Expect):
         return expected
     if isinstance(expected, int) and not isinstance(expected, bool) and expected >= 0:
@@ -104,19 +106,63 @@ def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> li
     return prepared
 
 
+def check_prepared(events: list[PreparedEvent], payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
+    """The checks that remain for events an ``EventRegistry`` has encoded already (valid JSON
+    and a valid type name by construction): the batch and payload limits, and unique ids."""
+    if type(events) is not list:
+        raise InvalidEventError("prepared events must be a list of PreparedEvent")
+    if len(events) == 1:  # the usual command: one event, checked without loops
+        e = events[0]
+        if type(e) is not PreparedEvent:
+            raise InvalidEventError("prepared events must be a list of PreparedEvent")
+        if len(e.data) + len(e.metadata) > payload_limit:
+            raise PayloadTooLargeError(len(e.data) + len(e.metadata), payload_limit)
+        return events
+    if not all(type(e) is PreparedEvent for e in events):
+        raise InvalidEventError("prepared events must be a list of PreparedEvent")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise InvalidEventError(
+            f"{len(events)} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}"
+        )
+    for e in events:
+        size = len(e.data) + len(e.metadata)
+        if size > payload_limit:
+            raise PayloadTooLargeError(size, payload_limit)
+    if len(events) > 1 and len({e.event_id for e in events}) != len(events):
+        raise InvalidEventError("the same event id appears twice in one append")
+    return events
+
+
+def check_event_type(name: object) -> str:
+    """``name`` if it may be stored as an event type, else ``InvalidEventError``."""
+    if name not in _GOOD_TYPES and not _good_type(name):
+        raise InvalidEventError(
+            f"event type must match {_EVENT_TYPE.pattern} (at most {MAX_EVENT_TYPE_LENGTH} "
+            f"characters), not {name!r}"
+        )
+    return name  # type: ignore[return-value]
+
+
+def encode_data(value: object) -> bytes:
+    """An event's data as stored JSON; ``InvalidEventError`` for anything JSON cannot keep."""
+    return _encode_mapping("data", value)
+
+
+def encode_metadata(value: object) -> bytes:
+    """An event's metadata as stored JSON; ``InvalidEventError`` for anything JSON cannot keep."""
+    return _encode_mapping("metadata", value)
+
+
 def _prepare(event: object, payload_limit: int) -> PreparedEvent:
     if not isinstance(event, NewEvent):
         raise InvalidEventError(f"expected a NewEvent, got {type(event).__name__}")
     name = event.event_type
-    if name not in _GOOD_TYPES and not _good_type(name):
-        raise InvalidEventError(
-            f"event type must match {_EVENT_TYPE.pattern} (at most {MAX_EVENT_TYPE_LENGTH} "
-            f"characters), not {event.event_type!r}"
-        )
+    if name not in _GOOD_TYPES:
+        check_event_type(name)
     version = event.schema_version
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if (type(version) is not int and (not isinstance(version, int) or isinstance(version, bool))) or version < 1:
         raise InvalidEventError(f"schema version must be an int >= 1, not {version!r}")
-    if not isinstance(event.event_id, uuid.UUID):
+    if type(event.event_id) is not uuid.UUID and not isinstance(event.event_id, uuid.UUID):
         raise InvalidEventError(f"event id must be a uuid.UUID, not {event.event_id!r}")
     data = _encode_mapping("data", event.data)
     metadata = _encode_mapping("metadata", event.metadata)

@@ -16,6 +16,7 @@ from ..limits import (
     MAX_PAYLOAD_BYTES,
     PreparedEvent,
     check_expected_version,
+    check_prepared,
     check_stream_id,
     check_version_bound,
     prepare_events,
@@ -57,11 +58,27 @@ class EventStore(abc.ABC):
         """
         stream_id = check_stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        prepared = prepare_events(events, self.payload_limit)
+        return self._append(stream_id, prepare_events(events, self.payload_limit), expected, self._now())
+
+    def _append_prepared(
+        self, stream_id: str, events: list[PreparedEvent], expected_version: ExpectedVersion
+    ) -> AppendResult:
+        """``append`` for events an ``EventRegistry`` has encoded already (``EventRegistry.prepare``):
+        the same contract and errors, without walking payloads the registry's types guarantee
+        to be valid JSON. For es_core's repository; applications use ``append``."""
+        stream_id = check_stream_id(stream_id)
+        expected = check_expected_version(expected_version)
+        check_prepared(events, self.payload_limit)
         recorded_at = self.clock()
         if recorded_at.tzinfo is None:
             raise InvalidInputError("the store's clock returned a naive datetime")
-        return self._append(stream_id, prepared, expected, recorded_at)
+        return self._append(stream_id, events, expected, recorded_at)
+
+    def _now(self) -> datetime:
+        recorded_at = self.clock()
+        if recorded_at.tzinfo is None:
+            raise InvalidInputError("the store's clock returned a naive datetime")
+        return recorded_at
 
     @abc.abstractmethod
     def _append(

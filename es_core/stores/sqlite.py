@@ -3,9 +3,10 @@
 Snapshot writes are the exception: they commit without an fsync of their own and become
 durable with the next append (see ``_write_snapshots``), so snapshotting stays cheap.
 
-Appends run in ``BEGIN IMMEDIATE`` transactions, so SQLite's single writer lock orders them:
-the global position (the rowid) therefore grows in commit order and the log has no holes that
-can fill later. Safe across threads (one lock per store object) and processes (file locks).
+Every append holds SQLite's single writer lock from its first read to its commit (a
+``BEGIN IMMEDIATE`` transaction, or one autocommit INSERT for the common one-event command), so
+the global position (the rowid) grows in commit order and the log has no holes that can fill
+later. Safe across threads (one lock per store object) and processes (file locks).
 """
 
 from __future__ import annotations
@@ -52,7 +53,23 @@ CREATE TABLE IF NOT EXISTS snapshots (
     taken_at             INTEGER NOT NULL,
     PRIMARY KEY (stream_id, version)
 ) WITHOUT ROWID;
+-- The file itself refuses a gap in a stream: an event at version n > 1 needs version n - 1.
+-- With the unique (stream, version) key this makes one plain INSERT of version expected + 1
+-- an exact optimistic-concurrency check, with no read before it (see _append_locked).
+CREATE TRIGGER IF NOT EXISTS events_without_gaps BEFORE INSERT ON events
+WHEN NEW.version > 1 AND NOT EXISTS
+    (SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND version = NEW.version - 1)
+BEGIN
+    SELECT RAISE(ABORT, 'version gap');
+END;
 """
+
+PAGE_SIZE = 2048
+"""Bytes per database page for new files. A one-event commit writes one page of each B-tree it
+touches (the log, the (stream, version) key, the event-id key) to the WAL and fsyncs it; events
+are small (~170 bytes of JSON in the downloads workload), so 2 KiB pages make that write half
+of SQLite's 4 KiB default, for about 10-20% more durable appends per second on the benchmark
+machine, while a typical snapshot still fits in one page."""
 
 _COLUMNS = "stream_id, version, position, event_id, event_type, schema_version, data, metadata, recorded_at"
 _SELECT_VERSION = "SELECT MAX(version) FROM events WHERE stream_id = ?"
@@ -60,11 +77,6 @@ _SELECT_ID = "SELECT 1 FROM events WHERE event_id = ?"
 _PRUNE_SNAPSHOTS = (
     "DELETE FROM snapshots WHERE stream_id = ?1 AND version NOT IN"
     " (SELECT version FROM snapshots WHERE stream_id = ?1 ORDER BY version DESC LIMIT ?2)"
-)
-_INSERT_AT = (  # insert at version ?2 + 1 only if the stream is at version ?2
-    "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
-    " SELECT ?1, ?2 + 1, ?3, ?4, ?5, ?6, ?7, ?8"
-    " WHERE COALESCE((SELECT MAX(version) FROM events WHERE stream_id = ?1), 0) = ?2"
 )
 _SELECT_PAYLOADS = (
     "SELECT version, event_type, schema_version, data FROM events WHERE stream_id = ? AND version > ? ORDER BY version"
@@ -155,7 +167,12 @@ class SQLiteStore(EventStore):
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
             )
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only on a new file
             self._db.execute("PRAGMA journal_mode = WAL")
+            # checkpoint after as many WAL bytes as SQLite's default (1000 pages of 4 KiB), not
+            # after as many pages: smaller pages would otherwise checkpoint twice as often
+            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]  # an older file keeps its own
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {4_096_000 // page_size}")
             # full (default): an acknowledged append survives power loss. normal: survives a crash
             # of the process, may lose the last commits on power loss; for bulk simulations.
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
@@ -170,48 +187,40 @@ class SQLiteStore(EventStore):
     def _append(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
     ) -> AppendResult:
-        with self._lock:
-            try:  # errors are translated inline: no context manager object on the hot path
-                return self._append_locked(stream_id, events, expected, recorded_at)
-            except sqlite3.Error as exc:
-                raise translate_sqlite_error(exc) from exc
+        if len(events) == 1 and type(expected) is int:
+            # The common command: one event at an exact expected version, as one autocommit
+            # statement (SQLite takes the write lock for it, so commit order still = rowid order).
+            # The unique key refuses it if the stream is past `expected`, the gap trigger if it
+            # is short of it, the event-id key if it is a retry; the general path says which.
+            e = events[0]
+            with self._lock:
+                try:
+                    position = self._db.execute(
+                        _INSERT,
+                        (stream_id, expected + 1, e.event_id.bytes, e.event_type, e.schema_version, e.data,
+                         e.metadata, _micros(recorded_at)),
+                    ).lastrowid
+                except sqlite3.IntegrityError:
+                    pass
+                except sqlite3.Error as exc:  # translated inline: no context manager on the hot path
+                    raise translate_sqlite_error(exc) from exc
+                else:
+                    return AppendResult(
+                        stream_id=stream_id,
+                        first_version=expected + 1,
+                        last_version=expected + 1,
+                        last_position=position,
+                        recorded_at=recorded_at,
+                    )
+        with self._lock, _TRANSLATED:
+            return self._append_in_transaction(stream_id, events, expected, recorded_at)
 
-    def _append_locked(
+    def _append_in_transaction(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
     ) -> AppendResult:
         db, at = self._db, _micros(recorded_at)
         db.execute("BEGIN IMMEDIATE")
         try:
-            if len(events) == 1 and type(expected) is int:
-                # The common command: one event at an exact expected version. One statement checks
-                # the version and inserts; if it inserts nothing, the general path below says why.
-                e = events[0]
-                try:
-                    cursor = db.execute(
-                        _INSERT_AT,
-                        (
-                            stream_id,
-                            expected,
-                            e.event_id.bytes,
-                            e.event_type,
-                            e.schema_version,
-                            e.data,
-                            e.metadata,
-                            at,
-                        ),
-                    )
-                except sqlite3.IntegrityError:  # the event id is stored: see below
-                    db.execute("ROLLBACK")
-                    return self._retry(stream_id, events)
-                if cursor.rowcount == 1:
-                    db.execute("COMMIT")
-                    return AppendResult(
-                        stream_id=stream_id,
-                        first_version=expected + 1,
-                        last_version=expected + 1,
-                        last_position=cursor.lastrowid,
-                        recorded_at=recorded_at,
-                    )
             current = db.execute(_SELECT_VERSION, (stream_id,)).fetchone()[0] or 0
             conflict = check_expected(stream_id, expected, current)
             if conflict:

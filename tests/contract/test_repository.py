@@ -19,11 +19,14 @@ from es_core import (
     EventRegistry,
     EventStore,
     HistoryTruncatedError,
+    InvalidEventError,
     InvalidInputError,
     JsonlArchive,
+    PayloadTooLargeError,
     Repository,
     Snapshot,
     SnapshotPolicy,
+    UnknownEventTypeError,
     applies,
     archive_before_snapshot,
 )
@@ -95,6 +98,63 @@ def test_save_and_load_round_trip(store: EventStore, sid: Sid) -> None:
     assert result.last_version == 2 and w.version == 2 and w.pending == []
     again = r.load(w.id)
     assert (again.version, again.state.balance, again.state.history) == (2, 15, [10, 5])
+
+
+class Measured(DomainEvent, frozen=True):
+    """Floats cannot take the registry's direct encoding (NaN has no JSON form)."""
+
+    event_type = "Measured"
+    value: float
+
+
+class Noted(DomainEvent, frozen=True):
+    event_type = "Noted"
+    text: str
+
+
+class Jar(Aggregate["Jar.State"]):
+    aggregate_type = "jar"
+
+    class State(msgspec.Struct):
+        values: list[float] = msgspec.field(default_factory=list)
+
+    @applies(Measured)
+    def _measured(self, e: Measured) -> None:
+        self.state.values.append(e.value)
+
+    @applies(Noted)
+    def _noted(self, e: Noted) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("pending", "metadata", "error"),
+    [
+        ([Measured(value=1.5), Measured(value=float("nan"))], None, InvalidEventError),
+        ([Measured(value=float("inf"))], None, InvalidEventError),
+        ([Measured(value=1.0)], {"trace": float("nan")}, InvalidEventError),
+        ([Measured(value=1.0)], {1: "not a str key"}, InvalidEventError),
+        ([Noted(text="x" * 2000)], None, PayloadTooLargeError),
+        ([Measured(value=1.0)] * 1001, None, InvalidEventError),
+        ([Deposited(amount=1)], None, UnknownEventTypeError),  # not in this repository's registry
+    ],
+    ids=["nan-in-batch", "infinity", "nan-metadata", "int-key-metadata", "too-large", "too-many", "unregistered"],
+)
+def test_a_save_with_bad_input_writes_nothing(
+    store: EventStore, sid: Sid, pending: list[DomainEvent], metadata: dict | None, error: type[Exception]  # type: ignore[type-arg]
+) -> None:
+    store.payload_limit = 1024
+    r = Repository(store, EventRegistry(Measured, Noted), Jar)
+    jar = r.load(sid())
+    jar.pending = list(pending)
+    with pytest.raises(error):
+        r.save(jar, metadata=metadata)
+    assert store.stream_version(jar.stream_id) == 0 and jar.version == 0
+    jar.pending = [Measured(value=2.5)]
+    r.save(jar, request_id="req-1", metadata={"source": "test"})
+    stored = store.read_stream(jar.stream_id)
+    assert [(e.data, e.metadata) for e in stored] == [({"value": 2.5}, {"source": "test", "request_id": "req-1"})]
+    assert r.load(jar.id).state.values == [2.5]
 
 
 def test_a_stale_aggregate_cannot_overwrite(store: EventStore, sid: Sid) -> None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import enum
+import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any, Literal
 
+import msgspec
 import pytest
 
 from es_core import (
     DomainEvent,
     EventDecodeError,
     EventRegistry,
+    InvalidEventError,
     RecordedEvent,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
+from es_core.codec import time_ordered_id
+from es_core.limits import prepare_events
 
 
 class Renewed(DomainEvent, frozen=True):
@@ -187,3 +194,118 @@ def test_registering_a_non_event_or_a_second_class_for_a_type_fails() -> None:
 
     with pytest.raises(UpcasterChainError, match="twice"):
         r.register(Other)
+
+
+# -- encoding for the store: the direct path and its equivalence to the checked one ---------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Inner(msgspec.Struct, frozen=True):
+    name: str
+    tags: tuple[str, ...] = ()
+
+
+class Rich(DomainEvent, frozen=True):
+    event_type = "Rich"
+    title: str
+    count: int
+    flag: bool
+    when: datetime
+    ref: uuid.UUID
+    colour: Colour
+    kind: Literal["a", "b"]
+    inner: Inner
+    items: list[Inner]
+    by_name: dict[str, int]
+    maybe: str | None = None
+
+
+class WithFloat(DomainEvent, frozen=True):
+    event_type = "WithFloat"
+    value: float
+
+
+class WithAny(DomainEvent, frozen=True):
+    event_type = "WithAny"
+    value: Any
+
+
+class WithIntKeys(DomainEvent, frozen=True):
+    event_type = "WithIntKeys"
+    counts: dict[int, str]
+
+
+class WithFloatInside(DomainEvent, frozen=True):
+    event_type = "WithFloatInside"
+    readings: list[tuple[str, float | None]]
+
+
+def _strict(cls: type[DomainEvent]) -> bool:
+    return EventRegistry(cls)._strict_json[cls]
+
+
+def test_only_types_that_are_always_strict_json_take_the_direct_encoding() -> None:
+    assert _strict(Rich)
+    assert not any(_strict(c) for c in (WithFloat, WithAny, WithIntKeys, WithFloatInside))
+
+
+def test_the_direct_encoding_stores_what_the_checked_path_stores() -> None:
+    registry = EventRegistry(Rich)
+    event = Rich(
+        title="Über \"quoted\" \u2603",
+        count=-(2**60),
+        flag=True,
+        when=datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        ref=uuid.UUID(int=7),
+        colour=Colour.BLUE,
+        kind="b",
+        inner=Inner(name="x", tags=("p", "q")),
+        items=[Inner(name="y")],
+        by_name={"a": 1, "": 0},
+    )
+    prepared = registry.prepare(event, metadata=b'{"k":1}')
+    checked = prepare_events([registry.encode(event, event_id=prepared.event_id, metadata={"k": 1})])[0]
+    assert prepared == checked
+    assert registry.decode_json("Rich", 1, prepared.data) == [event]
+
+
+def test_a_type_that_is_not_strict_json_is_checked_like_any_append() -> None:
+    registry = EventRegistry(WithFloat, WithIntKeys)
+    assert registry.prepare(WithFloat(value=0.25)).data == b'{"value":0.25}'
+    with pytest.raises(InvalidEventError):
+        registry.prepare(WithFloat(value=float("nan")))
+    with pytest.raises(InvalidEventError):
+        registry.prepare(WithIntKeys(counts={1: "one"}))
+
+
+def test_an_event_type_name_the_store_refuses_is_refused_when_prepared() -> None:
+    class BadName(DomainEvent, frozen=True):
+        event_type = "has spaces"
+
+    with pytest.raises(InvalidEventError):
+        EventRegistry(BadName).prepare(BadName())
+
+
+def test_fresh_event_ids_are_version_7_time_ordered_and_unique() -> None:
+    ids = [time_ordered_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    millis = [i.int >> 80 for i in ids]
+    assert millis == sorted(millis)  # the leading 48 bits are the clock, so they never go back
+
+
+def test_a_forked_child_draws_other_event_ids_than_its_parent() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids' random bits, then leave at once
+        os.write(write, b"".join(time_ordered_id().bytes[6:] for _ in range(4)))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 40)
+    parent = b"".join(time_ordered_id().bytes[6:] for _ in range(4))
+    os.close(read), os.close(write)
+    assert len(child) == 40 and child != parent
