@@ -35,7 +35,7 @@ from .errors import (
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
-from .events import NewEvent, RecordedEvent
+from .events import NewEvent, RecordedEvent, uuid_from_int
 from .limits import PreparedEvent, check_event_type, encode_data
 
 Shape = tuple[str, int, dict[str, Any]]
@@ -399,7 +399,7 @@ def time_ordered_id() -> UUID:
     of touching a random page per append."""
     rand = _random_bits(74)
     ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
-    return _uuid_from_int(ms << 80 | 0x7000 << 64 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B)
+    return uuid_from_int(ms << 80 | 0x7000 << 64 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B)
 
 
 # Event ids must be unique, not secret (they name events; they guard nothing), so their random
@@ -411,20 +411,5 @@ _random_bits = _ID_RANDOM.getrandbits
 os.register_at_fork(after_in_child=lambda: _ID_RANDOM.seed(os.urandom(32)))
 _RAND_B = (1 << 62) - 1
 _to_builtins = msgspec.to_builtins
-_new_uuid = UUID.__new__
-_set_slot = object.__setattr__
-
-
-def _uuid_from_int(value: int) -> UUID:
-    """``UUID(int=value)`` for a value known to be a 128-bit int, without the constructor's
-    argument parsing (the bulk of an id's cost on the append path). UUID keeps its state in two
-    slots, set here as ``uuid`` itself sets them when it unpickles one."""
-    made = _new_uuid(UUID)
-    _set_slot(made, "int", value)
-    _set_slot(made, "is_safe", _UNKNOWN_SAFETY)
-    return made
-
-
-_UNKNOWN_SAFETY = UUID(int=0).is_safe
 
 __all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]

@@ -71,6 +71,13 @@ are small (~170 bytes of JSON in the downloads workload), so 2 KiB pages make th
 of SQLite's 4 KiB default, for about 10-20% more durable appends per second on the benchmark
 machine, while a typical snapshot still fits in one page."""
 
+WAL_CHECKPOINT_BYTES = 16 * 1024 * 1024
+"""Checkpoint the WAL into the database file once it holds this much (SQLite's default is
+about 4 MiB). Successive appends rewrite the same hot index pages, and a checkpoint copies
+each page once however often it changed, and fsyncs: checkpointing a quarter as often made
+bulk simulations (``synchronous=normal``) about 20% faster and durable appends 1-2% faster on
+the benchmark machine. The cost: a WAL file up to this size beside the database."""
+
 _COLUMNS = "stream_id, version, position, event_id, event_type, schema_version, data, metadata, recorded_at"
 _SELECT_VERSION = "SELECT MAX(version) FROM events WHERE stream_id = ?"
 _SELECT_ID = "SELECT 1 FROM events WHERE event_id = ?"
@@ -169,10 +176,8 @@ class SQLiteStore(EventStore):
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only on a new file
             self._db.execute("PRAGMA journal_mode = WAL")
-            # checkpoint after as many WAL bytes as SQLite's default (1000 pages of 4 KiB), not
-            # after as many pages: smaller pages would otherwise checkpoint twice as often
             page_size = self._db.execute("PRAGMA page_size").fetchone()[0]  # an older file keeps its own
-            self._db.execute(f"PRAGMA wal_autocheckpoint = {4_096_000 // page_size}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // page_size}")
             # full (default): an acknowledged append survives power loss. normal: survives a crash
             # of the process, may lose the last commits on power loss; for bulk simulations.
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")

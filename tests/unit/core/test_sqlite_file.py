@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from es_core import ConcurrencyError, NewEvent, SQLiteStore
+from es_core.stores.sqlite import PAGE_SIZE, WAL_CHECKPOINT_BYTES
 
 _RAW_INSERT = (
     "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
@@ -45,4 +46,26 @@ def test_a_file_made_before_the_gap_guard_gets_it_when_opened(tmp_path: Path) ->
     with pytest.raises(ConcurrencyError):
         store.append("s", [_event()], 4)  # the stream is empty: expecting 4 must not write v5
     assert store.stream_version("s") == 0
+    store.close()
+
+
+def test_a_new_file_uses_small_pages_and_checkpoints_by_wal_bytes(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "new.db")
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * PAGE_SIZE == WAL_CHECKPOINT_BYTES
+    store.close()
+
+
+def test_an_existing_file_keeps_its_page_size(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA page_size = 4096")
+    raw.execute("CREATE TABLE unrelated (x)")
+    raw.commit()
+    raw.close()
+    store = SQLiteStore(path)
+    store.append("s", [_event()], 0)
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * 4096 == WAL_CHECKPOINT_BYTES
+    assert [e.version for e in store.read_stream("s")] == [1]
     store.close()
