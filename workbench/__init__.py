@@ -36,6 +36,8 @@ from .figures import (
     whatif_denials,
 )
 from .frames import (
+    benchmark_frame,
+    benchmark_scaling_frame,
     census_frame,
     decisions_frame,
     decoded_census,
@@ -91,6 +93,8 @@ __all__ = [
     "TimeTravel",
     "aggregate_html",
     "bar_counts",
+    "benchmark_frame",
+    "benchmark_scaling_frame",
     "census_bars",
     "census_comparison",
     "census_frame",

@@ -8,10 +8,12 @@ event's data fields, flattened one level (fields missing from an event type are 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from benchmarks import chart_data
 from es_core import EventRegistry, EventStore, RecordedEvent
 
 RECORD_COLUMNS = ["position", "stream_id", "version", "event_type", "schema_version", "recorded_at"]
@@ -235,3 +237,29 @@ def whatif_summary(reports: Mapping[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
     frame["members_affected"] = [len(report.by_member) for report in reports.values()]
     return frame
+
+
+# -- saved benchmark results -------------------------------------------------------------------
+
+
+def benchmark_frame(source: str | Path | dict[str, Any] | None = None) -> pd.DataFrame:
+    """The saved ``python -m benchmarks run`` figures: a row per figure and implementation
+    (``es_core``, ``floor``, ``floor_with_id_key``, ``peer``) with its ``value`` in ``unit``,
+    and ``vs_floor``, the value over plain sqlite3's for the same figure (1.0 = the floor).
+    ``source``: a results file or dict; by default the results committed with the project."""
+    frame = pd.DataFrame(chart_data.run_rows(source))
+    if frame.empty:
+        raise ValueError("no benchmark run in the results: run `python -m benchmarks run --save`")
+    floor = frame[frame["implementation"] == "floor"].set_index("figure")["value"]
+    return frame.assign(vs_floor=frame["value"] / frame["figure"].map(floor))
+
+
+def benchmark_scaling_frame(source: str | Path | dict[str, Any] | None = None) -> pd.DataFrame:
+    """The saved ``python -m benchmarks scaling`` load latencies: a row per history length
+    (``events``), implementation and snapshots on/off, named together in ``variant``, with
+    ``p50_ms`` and ``p99_ms`` per load."""
+    frame = pd.DataFrame(chart_data.scaling_rows(source))
+    if frame.empty:
+        raise ValueError("no scaling run in the results: run `python -m benchmarks scaling --save`")
+    how = frame["snapshots"].map({True: "snapshot + tail", False: "full replay"})
+    return frame.assign(events=frame["events_per_aggregate"], variant=frame["implementation"] + ", " + how)

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+import workbench as wb
 from es_core import EventStore
 from workbench import (
     bar_counts,
@@ -79,3 +80,50 @@ def test_figures_carry_their_data(store: EventStore) -> None:
 def test_empty_timelines_are_refused() -> None:
     with pytest.raises(ValueError):
         stream_timeline(events_frame([]))
+
+
+_SAVED = {
+    "run": {
+        "suite": "run",
+        "results": {
+            "append": {
+                "es_core": {"events_per_s": 900.0},
+                "floor": {"events_per_s": 1000.0},
+                "peer": {"events_per_s": 450.0},
+                "ratio_to_floor": 0.9,
+            },
+            "load": {"es_core": {"aggregates_per_s": 30.0}, "floor": {"aggregates_per_s": 40.0}},
+        },
+    },
+    "scaling": {
+        "suite": "scaling",
+        "load": [
+            {"events_per_aggregate": n, "implementation": "es_core", "snapshots": snap, "p50_ms": ms, "p99_ms": ms * 2}
+            for n, snap, ms in ((100, False, 0.3), (100, True, 0.1), (1000, False, 2.6), (1000, True, 0.1))
+        ],
+    },
+}
+
+
+def test_benchmark_figures_are_relative_to_the_floor_of_the_same_figure() -> None:
+    frame = wb.benchmark_frame(_SAVED)
+    got = {(r.figure.split(",")[0], r.implementation): round(r.vs_floor, 3) for r in frame.itertuples()}
+    assert got == {
+        ("append", "es_core"): 0.9, ("append", "floor"): 1.0, ("append", "peer"): 0.45,
+        ("load", "es_core"): 0.75, ("load", "floor"): 1.0,
+    }
+
+
+def test_benchmark_scaling_rows_name_their_variant() -> None:
+    frame = wb.benchmark_scaling_frame(_SAVED)
+    assert list(frame["events"]) == [100, 100, 1000, 1000]
+    assert list(frame["variant"]) == ["es_core, full replay", "es_core, snapshot + tail"] * 2
+    chart = wb.load_cost_chart(frame, y="p50_ms")
+    assert [t.name for t in chart.data] == ["es_core, full replay", "es_core, snapshot + tail"]
+
+
+def test_missing_benchmark_results_say_how_to_make_them() -> None:
+    with pytest.raises(ValueError, match="benchmarks run --save"):
+        wb.benchmark_frame({"run": {"suite": "run", "results": {}}})
+    with pytest.raises(ValueError, match="benchmarks scaling --save"):
+        wb.benchmark_scaling_frame({"scaling": {"suite": "scaling"}})
