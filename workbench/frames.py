@@ -209,9 +209,11 @@ def whatif_frame(reports: Mapping[str, Any], *, recorded: str = "as recorded") -
     """Denials per rule as recorded and under each what-if rule set, from ``WhatIfReport``s
     keyed by a label: columns ``rule``, ``rules`` (the label, or ``recorded``) and ``denials``."""
     rows: list[dict[str, Any]] = []
+    seen: set[str] = set()  # rules whose recorded count is in already (every report has the same)
     for label, report in reports.items():
         for rule, counts in report.denials_by_rule.items():
-            if not any(r["rules"] == recorded and r["rule"] == rule for r in rows):
+            if rule not in seen:
+                seen.add(rule)
                 rows.append({"rule": rule, "rules": recorded, "denials": counts["before"]})
             rows.append({"rule": rule, "rules": label, "denials": counts["after"]})
     frame = pd.DataFrame(rows, columns=["rule", "rules", "denials"])

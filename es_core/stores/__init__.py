@@ -5,6 +5,7 @@
 ``sqlite:///relative/path.db``             the embedded default (three slashes: relative path)
 ``sqlite:////absolute/path.db``            four slashes: absolute path
 ``sqlite:///x.db?synchronous=normal``      WAL without fsync per commit (bulk simulations)
+``sqlite:///x.db?page_size=4096``          page size of a new file (see ``sqlite.PAGE_SIZE``)
 ``cassandra://host[:port]/keyspace?...``   Apache Cassandra / ScyllaDB (``es_core.stores.cassandra``)
 =========================================  ==================================================
 """
@@ -58,14 +59,14 @@ def _open_sqlite(url: str, clock: Clock | None, options: dict[str, Any]) -> Even
     if not path or path.endswith("/"):
         raise InvalidStoreUrlError(f"a sqlite store URL needs a file path: {url!r}")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "busy_timeout_ms" and value.isdigit():
+        if key in ("busy_timeout_ms", "page_size") and value.isdigit():
             options.setdefault(key, int(value))
         elif key == "synchronous" and value in SQLiteStore.SYNCHRONOUS:
             options.setdefault(key, value)
         else:
             raise InvalidStoreUrlError(
                 f"unknown or bad sqlite option {key}={value!r} in {url!r} "
-                "(known: busy_timeout_ms=<ms>, synchronous=full|normal)"
+                "(known: busy_timeout_ms=<ms>, synchronous=full|normal, page_size=<bytes>)"
             )
     return SQLiteStore(path, clock=clock, **options)
 

@@ -97,6 +97,7 @@ def test_urls_choose_backends(tmp_path, monkeypatch) -> None:  # type: ignore[no
         "sqlite:///x.db?synchronous=off",
         "sqlite:///x.db?unknown=1",
         "sqlite:///x.db?busy_timeout_ms=abc",
+        "sqlite:///x.db?page_size=big",
         None.__class__.__name__,
     ],
 )
@@ -112,3 +113,16 @@ def test_a_naive_clock_is_refused() -> None:
     with pytest.raises(InvalidInputError):
         store.append("s", [es_core.NewEvent(event_type="E", data={})])
     assert store.stream_version("s") == 0
+
+
+def test_a_new_file_takes_the_page_size_its_url_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(f"sqlite:///{tmp_path}/big.db?page_size=8192")
+    assert store._db.execute("PRAGMA page_size").fetchone()[0] == 8192  # type: ignore[attr-defined]
+    store.close()
+
+
+@pytest.mark.parametrize("page_size", [0, 1000, 256, 131072, "4096", True])
+def test_a_bad_page_size_is_refused_and_creates_no_file(tmp_path, page_size: object) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidInputError, match="page_size"):
+        SQLiteStore(tmp_path / "x.db", page_size=page_size)  # type: ignore[arg-type]
+    assert not (tmp_path / "x.db").exists()

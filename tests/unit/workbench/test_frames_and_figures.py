@@ -127,3 +127,21 @@ def test_missing_benchmark_results_say_how_to_make_them() -> None:
         wb.benchmark_frame({"run": {"suite": "run", "results": {}}})
     with pytest.raises(ValueError, match="benchmarks scaling --save"):
         wb.benchmark_scaling_frame({"scaling": {"suite": "scaling"}})
+
+
+class _Report:
+    def __init__(self, denials_by_rule: dict[str, dict[str, int]]) -> None:
+        self.denials_by_rule = denials_by_rule
+
+
+def test_whatif_frame_has_the_recorded_count_once_then_each_rule_set() -> None:
+    reports = {
+        "limit 5": _Report({"per_title": {"before": 9, "after": 4}, "devices": {"before": 2, "after": 2}}),
+        "3 devices": _Report({"per_title": {"before": 9, "after": 9}, "devices": {"before": 2, "after": 0}}),
+    }
+    frame = wb.whatif_frame(reports)
+    assert [tuple(r) for r in frame[["rules", "rule", "denials"]].itertuples(index=False)] == [
+        ("as recorded", "devices", 2), ("as recorded", "per_title", 9),
+        ("limit 5", "devices", 2), ("limit 5", "per_title", 4),
+        ("3 devices", "devices", 0), ("3 devices", "per_title", 9),
+    ]
