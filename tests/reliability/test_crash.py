@@ -52,7 +52,8 @@ def _invented(db: Path) -> tuple[str, tuple[object, ...]]:
     data = json.dumps({"batch": "nobody", "size": 1, "index": 0}).encode()
     return (
         "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
-        " VALUES ('crash-0', 100000, randomblob(16), 'CrashProbe', 1, ?, '{}', 0)",
+        " SELECT 'crash-0', MAX(version) + 1, randomblob(16), 'CrashProbe', 1, ?, '{}', 0"
+        " FROM events WHERE stream_id = 'crash-0'",  # the next version: the file refuses a gap
         (data,),
     )
 
