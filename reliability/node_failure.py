@@ -42,6 +42,7 @@ SCRIPT = ROOT / "scripts" / "cassandra-node"
 KEYSPACE = "es_node_failure"
 CLUSTER_NAME = "es-reliability"
 DEFAULT_HOME = ROOT / ".cassandra" / "reliability"
+TOKENS_PER_NODE = 4
 TIME_LIMIT = 1200.0  # seconds for the whole scenario, cluster start included
 CLIENTS = 4  # threads streaming commands at once, each like a server of its own
 
@@ -76,13 +77,27 @@ class Cluster:
     def index(self, address: str) -> str:
         return address.rsplit(".", 1)[1]
 
-    def _env(self) -> dict[str, str]:
-        return {
+    def _env(self, address: str | None = None) -> dict[str, str]:
+        env = {
             **os.environ,
             "ES_CASSANDRA_HEAP": self.heap,
             "ES_CASSANDRA_CLUSTER_NAME": CLUSTER_NAME,
             "PARALLEL": "1",
         }
+        if address is not None:
+            env["ES_CASSANDRA_NUM_TOKENS"] = str(TOKENS_PER_NODE)
+            env["ES_CASSANDRA_INITIAL_TOKEN"] = self.tokens(address)
+        return env
+
+    def tokens(self, address: str) -> str:
+        """This node's share of evenly spaced Murmur3 tokens, interleaved with the others'.
+        Chosen here rather than by Cassandra's allocator: a node that starts while gossip
+        still shows the previous one bootstrapping computes the same tokens from the same ring
+        and fails with "Bootstrap Token collision" (seen in CI)."""
+        nodes, i = len(self.addresses), self.addresses.index(address)
+        step = 2**64 // (nodes * TOKENS_PER_NODE)
+        # offset by half a step: the partitioner's minimum token (-2**63) is never a node's
+        return ",".join(str(-(2**63) + step // 2 + (i + nodes * j) * step) for j in range(TOKENS_PER_NODE))
 
     def _args(self, command: str, address: str) -> list[str]:
         return [
@@ -106,7 +121,7 @@ class Cluster:
         begin = time.monotonic()
         self.started.add(address)  # before: a start that fails half-way is still ours to stop
         done = subprocess.run(
-            self._args("start", address), env=self._env(), capture_output=True, text=True, timeout=300
+            self._args("start", address), env=self._env(address), capture_output=True, text=True, timeout=300
         )
         if done.returncode != 0:
             raise RuntimeError(f"node {address} did not start: {done.stderr[-1500:]}")
@@ -117,7 +132,11 @@ class Cluster:
     def start_later(self, address: str) -> subprocess.Popen[str]:
         self.started.add(address)
         return subprocess.Popen(
-            self._args("start", address), env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            self._args("start", address),
+            env=self._env(address),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def pid(self, address: str) -> int:
