@@ -225,12 +225,9 @@ class EventRegistry:
         metadata: Mapping[str, Any] | None = None,
     ) -> NewEvent:
         """The store's ``NewEvent`` for a typed event."""
-        cls = type(event)
-        name = cls.event_type
-        if self._classes.get(name) is not cls:
-            raise UnknownEventTypeError(name or cls.__name__, cls.schema_version)
+        cls = self._registered(event)
         return NewEvent(
-            event_type=name,
+            event_type=cls.event_type,
             schema_version=cls.schema_version,
             data=_to_builtins(event),
             event_id=event_id or time_ordered_id(),
@@ -244,12 +241,16 @@ class EventRegistry:
         A class whose fields can only hold strict JSON (no floats, which JSON cannot keep as NaN
         or infinity, and no ``Any``) is encoded straight from the struct; any other class goes
         through the same checks as ``EventStore.append``."""
-        cls = type(event)
-        name = cls.event_type
-        if self._classes.get(name) is not cls:
-            raise UnknownEventTypeError(name or cls.__name__, cls.schema_version)
+        cls = self._registered(event)
         data = _json_encode(event) if self._strict_json[cls] else encode_data(_to_builtins(event))
-        return PreparedEvent(event_id or time_ordered_id(), check_event_type(name), cls.schema_version, data, metadata)
+        name = check_event_type(cls.event_type)
+        return PreparedEvent(event_id or time_ordered_id(), name, cls.schema_version, data, metadata)
+
+    def _registered(self, event: DomainEvent) -> type[DomainEvent]:
+        cls = type(event)
+        if self._classes.get(cls.event_type) is not cls:
+            raise UnknownEventTypeError(cls.event_type or cls.__name__, cls.schema_version)
+        return cls
 
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:
         """Bring one stored shape to current shapes (zero, one or several)."""

@@ -96,41 +96,39 @@ def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> li
     """Validate and encode a batch; raises before anything is written."""
     if type(events) is not list and (isinstance(events, NewEvent) or not isinstance(events, Sequence)):
         raise InvalidEventError("events must be a sequence of NewEvent")
-    if len(events) > MAX_EVENTS_PER_APPEND:
-        raise InvalidEventError(
-            f"{len(events)} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}"
-        )
+    _check_count(len(events))
     prepared = [_prepare(e, payload_limit) for e in events]
-    if len(prepared) > 1 and len({p.event_id for p in prepared}) != len(prepared):
-        raise InvalidEventError("the same event id appears twice in one append")
+    _check_unique_ids(prepared)
     return prepared
 
 
 def check_prepared(events: list[PreparedEvent], payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
     """The checks that remain for events an ``EventRegistry`` has encoded already (valid JSON
     and a valid type name by construction): the batch and payload limits, and unique ids."""
-    if type(events) is not list:
+    if type(events) is not list or any(type(e) is not PreparedEvent for e in events):
         raise InvalidEventError("prepared events must be a list of PreparedEvent")
-    if len(events) == 1:  # the usual command: one event, checked without loops
-        e = events[0]
-        if type(e) is not PreparedEvent:
-            raise InvalidEventError("prepared events must be a list of PreparedEvent")
-        if len(e.data) + len(e.metadata) > payload_limit:
-            raise PayloadTooLargeError(len(e.data) + len(e.metadata), payload_limit)
-        return events
-    if not all(type(e) is PreparedEvent for e in events):
-        raise InvalidEventError("prepared events must be a list of PreparedEvent")
-    if len(events) > MAX_EVENTS_PER_APPEND:
-        raise InvalidEventError(
-            f"{len(events)} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}"
-        )
+    _check_count(len(events))
     for e in events:
-        size = len(e.data) + len(e.metadata)
-        if size > payload_limit:
-            raise PayloadTooLargeError(size, payload_limit)
+        _check_size(e, payload_limit)
+    _check_unique_ids(events)
+    return events
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_EVENTS_PER_APPEND:
+        raise InvalidEventError(f"{count} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}")
+
+
+def _check_size(event: PreparedEvent, payload_limit: int) -> PreparedEvent:
+    size = len(event.data) + len(event.metadata)
+    if size > payload_limit:
+        raise PayloadTooLargeError(size, payload_limit)
+    return event
+
+
+def _check_unique_ids(events: list[PreparedEvent]) -> None:
     if len(events) > 1 and len({e.event_id for e in events}) != len(events):
         raise InvalidEventError("the same event id appears twice in one append")
-    return events
 
 
 def check_event_type(name: object) -> str:
@@ -166,10 +164,7 @@ def _prepare(event: object, payload_limit: int) -> PreparedEvent:
         raise InvalidEventError(f"event id must be a uuid.UUID, not {event.event_id!r}")
     data = _encode_mapping("data", event.data)
     metadata = _encode_mapping("metadata", event.metadata)
-    size = len(data) + len(metadata)
-    if size > payload_limit:
-        raise PayloadTooLargeError(size, payload_limit)
-    return PreparedEvent(event.event_id, event.event_type, version, data, metadata)
+    return _check_size(PreparedEvent(event.event_id, event.event_type, version, data, metadata), payload_limit)
 
 
 def _good_type(name: object) -> bool:

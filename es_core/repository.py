@@ -219,21 +219,18 @@ class Repository(Generic[A]):
         With a ``request_id``, event ids derive from it, so re-sending the same request after a
         lost reply is recognised by the store as a retry and writes nothing twice."""
         stream_id = aggregate.stream_id
-        prepare = self.registry.prepare
-        if request_id is None:
-            if metadata:
-                meta = encode_metadata(metadata)
-                new_events = [prepare(event, metadata=meta) for event in aggregate.pending]
-            else:
-                new_events = [prepare(event) for event in aggregate.pending]
-        else:
-            given = dict(metadata) if metadata else {}
-            given.setdefault("request_id", request_id)
-            meta = encode_metadata(given)
-            new_events = [
-                prepare(event, event_id=event_id_from(request_id, stream_id, i), metadata=meta)
-                for i, event in enumerate(aggregate.pending)
-            ]
+        meta = dict(metadata) if metadata else {}
+        if request_id is not None:
+            meta.setdefault("request_id", request_id)
+        encoded = encode_metadata(meta)  # once for the batch
+        new_events = [
+            self.registry.prepare(
+                event,
+                event_id=event_id_from(request_id, stream_id, i) if request_id is not None else None,
+                metadata=encoded,
+            )
+            for i, event in enumerate(aggregate.pending)
+        ]
         try:
             result = self.store._append_prepared(stream_id, new_events, aggregate.version)
         except (ConcurrencyError, StoreError):
@@ -246,8 +243,7 @@ class Repository(Generic[A]):
             # re-decided on stale state, so it must not become a snapshot or a cache entry
             self._cache.pop(stream_id, None)
             return result
-        policy = self.snapshot_policy
-        if new_events and (policy.every is not None or policy.replayed_more_than is not None):
+        if new_events and self.snapshot_policy.enabled:
             self._maybe_snapshot(aggregate, result)
         if self.cache_size:
             self._remember(aggregate)

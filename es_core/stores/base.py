@@ -68,11 +68,7 @@ class EventStore(abc.ABC):
         to be valid JSON. For es_core's repository; applications use ``append``."""
         stream_id = check_stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        check_prepared(events, self.payload_limit)
-        recorded_at = self.clock()
-        if recorded_at.tzinfo is None:
-            raise InvalidInputError("the store's clock returned a naive datetime")
-        return self._append(stream_id, events, expected, recorded_at)
+        return self._append(stream_id, check_prepared(events, self.payload_limit), expected, self._now())
 
     def _now(self) -> datetime:
         recorded_at = self.clock()

@@ -135,6 +135,12 @@ def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-a
     )
 
 
+def _row(stream_id: str, version: int, event: PreparedEvent, at: int) -> tuple[object, ...]:
+    """An event's values in ``_INSERT``'s order."""
+    return (stream_id, version, event.event_id.bytes, event.event_type, event.schema_version, event.data,
+            event.metadata, at)
+
+
 _SAVE_SNAPSHOT = "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -203,14 +209,10 @@ class SQLiteStore(EventStore):
             # statement (SQLite takes the write lock for it, so commit order still = rowid order).
             # The unique key refuses it if the stream is past `expected`, the gap trigger if it
             # is short of it, the event-id key if it is a retry; the general path says which.
-            e = events[0]
+            row = _row(stream_id, expected + 1, events[0], _micros(recorded_at))
             with self._lock:
                 try:
-                    position = self._db.execute(
-                        _INSERT,
-                        (stream_id, expected + 1, e.event_id.bytes, e.event_type, e.schema_version, e.data,
-                         e.metadata, _micros(recorded_at)),
-                    ).lastrowid
+                    position = self._db.execute(_INSERT, row).lastrowid
                 except sqlite3.IntegrityError:
                     pass
                 except sqlite3.Error as exc:  # translated inline: no context manager on the hot path
@@ -241,37 +243,12 @@ class SQLiteStore(EventStore):
                     return self._retry(stream_id, events)
                 raise conflict
             try:
-                if len(events) == 1:  # one statement, and its rowid for free
-                    e = events[0]
-                    row = (
-                        stream_id,
-                        current + 1,
-                        e.event_id.bytes,
-                        e.event_type,
-                        e.schema_version,
-                        e.data,
-                        e.metadata,
-                        at,
-                    )
-                    last_position = db.execute(_INSERT, row).lastrowid
+                rows = [_row(stream_id, current + i, e, at) for i, e in enumerate(events, start=1)]
+                if len(rows) == 1:  # one statement, and its rowid for free
+                    last_position = db.execute(_INSERT, rows[0]).lastrowid
                 else:
-                    db.executemany(
-                        _INSERT,
-                        [
-                            (
-                                stream_id,
-                                current + i,
-                                e.event_id.bytes,
-                                e.event_type,
-                                e.schema_version,
-                                e.data,
-                                e.metadata,
-                                at,
-                            )
-                            for i, e in enumerate(events, start=1)
-                        ],
-                    )
-                    last_position = db.execute("SELECT last_insert_rowid()").fetchone()[0] if events else None
+                    db.executemany(_INSERT, rows)
+                    last_position = db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None
             except sqlite3.IntegrityError:
                 # The (stream, version) key cannot clash under the write lock, so an event id is
                 # stored already: a retry of an append that landed (its result is returned), or a
