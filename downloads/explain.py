@@ -32,7 +32,6 @@ from .events import (
 from .member import MemberAccount
 from .policy import when
 from .rules import (
-    CATALOGUE,
     DEVICES_PER_PLAN,
     DOWNLOADS_PER_DEVICE,
     STUDIO_ACTIVE_DOWNLOADS,
@@ -150,9 +149,7 @@ def _causes(
         return [e for acquired, e in held.values() if acquired.device_id == denial.device_id]
     if denial.rule == STUDIO_ACTIVE_DOWNLOADS:
         return [e for acquired, e in held.values() if acquired.studio_id == denial.studio_id]
-    if denial.rule == CATALOGUE:
-        return []  # the catalogue's dates, not the member's history
-    return []
+    return []  # CATALOGUE: the catalogue's dates, not the member's history
 
 
 def _entry(version: int, recorded_at: datetime, e: DomainEvent, request_id: str | None) -> TimelineEntry:

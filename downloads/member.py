@@ -211,8 +211,8 @@ class MemberAccount(Aggregate[MemberState]):
         """Expire the licences of titles that have left the catalogue by ``at``."""
         for state in list(self.state.licences.values()):
             title = catalogue.title(state.title_id)
-            if title is not None and title.leaving_on is not None and at >= title.leaving_on:
-                self.record(License(state).expire(title.leaving_on))
+            if title is not None and title.left_by(at):
+                self.record(License(state).expire(title.leaving_on))  # type: ignore[arg-type]
 
     def subscribe(self, cmd: Subscribe, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         rules.device_limit(cmd.plan)  # an unknown plan is refused

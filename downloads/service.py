@@ -103,8 +103,7 @@ class DownloadService:
                 return _outcome(command, verdict, 0)
             try:
                 result = self._save(member, command)
-            except ConcurrencyError:
-                self.repository.forget(command.member_id)
+            except ConcurrencyError:  # the repository has dropped its cached copy already
                 if attempt == self.max_attempts:
                     raise
                 continue

@@ -29,6 +29,7 @@ from es_core import EventStore, InvalidInputError
 from .behaviours import (
     DAY,
     DEVICE_KINDS,
+    PLANS,
     UTC_OFFSETS,
     Held,
     SimMember,
@@ -325,7 +326,7 @@ class Simulation:
     def _on_plan(self, m: SimMember, at: datetime, _: Any) -> None:
         if not m.subscribed:
             return
-        plan = m.rng.choice([p for p in ("basic", "standard", "premium") if p != m.plan])
+        plan = m.rng.choice([p for p, _ in PLANS if p != m.plan])
         if self._send(m, ChangePlan, at, plan=plan):
             m.plan = plan
 

@@ -133,9 +133,8 @@ def whatif(
         if command.name not in DOWNLOAD_COMMANDS:
             continue
         report.download_requests += 1
-        _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
-        if after != request.status or rule_after != request.rule:
-            kind = _kind(request.status, after, request.rule, rule_after)
+        kind = _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
+        if kind != "same":
             members.setdefault(command.member_id, Counter())[kind] += 1
             if len(report.changes) < max_changes:
                 report.changes.append(
@@ -158,7 +157,7 @@ def whatif(
 def _tally(
     report: WhatIfReport, before: str, after: str, rule_before: str | None, rule_after: str | None,
     before_rules: Counter[str], after_rules: Counter[str],
-) -> None:
+) -> str:
     report.granted_before += before == GRANTED
     report.denied_before += before == DENIED
     report.granted_after += after == GRANTED
@@ -174,6 +173,7 @@ def _tally(
         report.newly_denied += 1
     elif kind == "rule_changed":
         report.rule_changed += 1
+    return kind
 
 
 def _kind(before: str, after: str, rule_before: str | None, rule_after: str | None) -> str:

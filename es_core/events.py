@@ -81,10 +81,6 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     taken_at: datetime
 
 
-def new_event_id() -> uuid.UUID:
-    return uuid.uuid4()
-
-
 def event_id_from(*parts: object) -> uuid.UUID:
     """A deterministic event id derived from request data (e.g. a request id and an index),
     so that a retried request produces the same ids and the store recognises the retry.

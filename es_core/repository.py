@@ -243,14 +243,15 @@ class Repository(Generic[A]):
             # re-decided on stale state, so it must not become a snapshot or a cache entry
             self._cache.pop(stream_id, None)
             return result
-        if new_events and self.snapshot_policy.enabled:
-            self._maybe_snapshot(aggregate, result)
+        state = self._maybe_snapshot(aggregate, result) if new_events and self.snapshot_policy.enabled else None
         if self.cache_size:
-            self._remember(aggregate)
+            self._remember(aggregate, state)
         return result
 
-    def _remember(self, aggregate: A) -> None:
-        self._cache[aggregate.stream_id] = (aggregate.version, aggregate.snapshot_version, aggregate.snapshot_state())
+    def _remember(self, aggregate: A, state: bytes | None = None) -> None:
+        """Cache the aggregate's encoded state (``state``: encoded already, by a snapshot)."""
+        state = state if state is not None else aggregate.snapshot_state()
+        self._cache[aggregate.stream_id] = (aggregate.version, aggregate.snapshot_version, state)
         self._cache.move_to_end(aggregate.stream_id)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -262,17 +263,19 @@ class Repository(Generic[A]):
         else:
             self._cache.pop(self.aggregate_cls.stream_id_for(aggregate_id), None)
 
-    def _maybe_snapshot(self, aggregate: A, result: AppendResult) -> None:
+    def _maybe_snapshot(self, aggregate: A, result: AppendResult) -> bytes | None:
+        """Snapshot the aggregate if the policy says so; returns the state it encoded, if any."""
         policy = self.snapshot_policy
         if not policy.should_snapshot(aggregate.version, aggregate.snapshot_version, aggregate.replayed_on_load):
-            return
+            return None
+        state = aggregate.snapshot_state()
         stream_id = aggregate.stream_id
         snapshot = Snapshot(
             stream_id=stream_id,
             version=aggregate.version,
             state_type=self.aggregate_cls.aggregate_type,
             state_schema_version=self.aggregate_cls.state_schema_version,
-            state=aggregate.snapshot_state(),
+            state=state,
             taken_at=result.recorded_at or self.store.clock(),  # the moment of the last event it covers
         )
         try:
@@ -281,10 +284,11 @@ class Repository(Generic[A]):
             # the events are committed; a missing snapshot only costs a longer replay later
             log.warning("snapshot of %s at v%d not saved: %s", stream_id, aggregate.version, exc)
             self.stats.snapshot_failures += 1
-            return
+            return state
         aggregate.snapshot_version = aggregate.version
         aggregate.replayed_on_load = 0
         self.stats.snapshots_saved += 1
+        return state
 
 
 class _SnapshotAhead(Exception):

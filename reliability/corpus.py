@@ -339,7 +339,6 @@ def _garbage_file(bed: Bed) -> None:
 
 UNREADABLE = (SchemaError, StoreCorruptionError)  # stored data the code cannot read, said in the project's terms
 JOIN = '{"plan": "standard", "at": "2026-03-16T09:00:00Z", "request_id": "x"}'
-GOOD_RULES = DEFAULT_RULES.read_text()
 BAD_TIME = datetime(2026, 3, 16, 9, 0)  # naive
 
 CASES: list[Case] = [

@@ -224,7 +224,7 @@ def _diff_events(
     result: ScenarioResult, member: str, expected: list[tuple[Any, ...]], stored: list[tuple[Any, ...]]
 ) -> None:
     expected_ids = {e[1] for e in expected}
-    stored_ids = [e[1] for e in stored]
+    stored_ids = {e[1] for e in stored}
     for e in expected:
         if e[1] not in stored_ids:
             result.problem(

@@ -187,7 +187,6 @@ class Cluster:
 class Stream:
     """The command stream and what it was told, shared with the thread that kills the node."""
 
-    acks: list[Any] = field(default_factory=list)
     errors_retried: int = 0
     given_up: int = 0
     sent: int = 0

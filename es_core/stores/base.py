@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, SnapshotError
 from ..events import AppendResult, Expect, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
@@ -27,6 +27,20 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, as backends store times (exact integer arithmetic)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def moment(micros: int) -> datetime:
+    """The UTC datetime of a stored microsecond count (a few times faster than fromtimestamp)."""
+    return _EPOCH + timedelta(0, 0, micros)
 
 
 class EventStore(abc.ABC):

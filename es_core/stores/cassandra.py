@@ -36,7 +36,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -58,6 +58,8 @@ from ..errors import (
 from ..events import AppendResult, Expect, ExpectedVersion, RecordedEvent, Snapshot
 from ..limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, PreparedEvent, check_stream_id
 from .base import Clock, EventStore, check_expected, match_retry
+from .base import micros as _micros
+from .base import moment as _moment
 from .cassandra_errors import TRANSLATED
 from .cassandra_feed import Feed, FeedStatus, LeaseExpired
 from .cassandra_schema import (
@@ -83,7 +85,6 @@ class _QuietNegotiation(logging.Filter):
 logging.getLogger("cassandra.cluster").addFilter(_QuietNegotiation())
 
 _decode = msgspec.json.decode
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_VERSION = (1 << 62) - 1
 _MAX_LIMIT = (1 << 31) - 1
 _SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
@@ -147,14 +148,6 @@ class _Restart(Exception):
 class _Moved(Exception):
     """The stream moved between reading its version and writing (only ANY/STREAM_EXISTS retry)."""
 
-
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(0, 0, micros)
 
 
 # -- URLs -----------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -30,6 +30,8 @@ from ..errors import (
 from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
 from ..limits import PreparedEvent, check_stream_id
 from .base import EventStore, check_expected, match_retry
+from .base import micros as _micros
+from .base import moment as _moment
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -100,16 +102,7 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _decode = msgspec.json.decode
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(0, 0, micros)  # exact integer arithmetic, and a few times faster
 
 
 def _row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
@@ -315,7 +308,7 @@ class SQLiteStore(EventStore):
 
     def _stream_version(self, stream_id: str) -> int:
         with self._lock, _TRANSLATED:
-            row = self._db.execute("SELECT MAX(version) FROM events WHERE stream_id = ?", (stream_id,)).fetchone()
+            row = self._db.execute(_SELECT_VERSION, (stream_id,)).fetchone()
         return row[0] or 0
 
     def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
