@@ -85,6 +85,9 @@ class Cluster:
             "PARALLEL": "1",
         }
         if address is not None:
+            # a longer gossip settle than the script's 1 s default: a joining node must reach the
+            # seed within it, and a loaded CI machine missed that once
+            env.setdefault("ES_CASSANDRA_RING_DELAY_MS", "5000")
             env["ES_CASSANDRA_NUM_TOKENS"] = str(TOKENS_PER_NODE)
             env["ES_CASSANDRA_INITIAL_TOKEN"] = self.tokens(address)
         return env
@@ -120,11 +123,18 @@ class Cluster:
     def start(self, address: str) -> float:
         begin = time.monotonic()
         self.started.add(address)  # before: a start that fails half-way is still ours to stop
-        done = subprocess.run(
-            self._args("start", address), env=self._env(address), capture_output=True, text=True, timeout=300
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"node {address} did not start: {done.stderr[-1500:]}")
+        for attempt in (1, 2):
+            done = subprocess.run(
+                self._args("start", address), env=self._env(address), capture_output=True, text=True, timeout=300
+            )
+            if done.returncode == 0:
+                break
+            if attempt == 2:
+                raise RuntimeError(f"node {address} did not start: {done.stderr[-1500:]}")
+            # A first start that failed to join (seen in CI under load: no seed contact within the
+            # ring delay) leaves a half-bootstrapped node: wipe it and join once more.
+            self.log.append(f"start {address} failed, retrying on a clean node: {done.stderr[-300:]!r}")
+            subprocess.run(self._args("clean", address), env=self._env(), capture_output=True, timeout=120)
         seconds = time.monotonic() - begin
         self.log.append(f"start {address}: {seconds:.0f}s")
         return seconds
