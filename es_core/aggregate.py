@@ -49,6 +49,7 @@ class Aggregate(Generic[S]):
 
     def __init__(self, aggregate_id: str) -> None:
         self.id = aggregate_id
+        self.stream_id = self.stream_id_for(aggregate_id)  # once: every save and load names it
         self.version = 0  # events stored so far (as loaded or saved)
         self.pending: list[DomainEvent] = []
         self.state: S = self.State()  # type: ignore[assignment]
@@ -58,10 +59,6 @@ class Aggregate(Generic[S]):
     @classmethod
     def stream_id_for(cls, aggregate_id: str) -> str:
         return f"{cls.aggregate_type}-{aggregate_id}" if cls.aggregate_type else aggregate_id
-
-    @property
-    def stream_id(self) -> str:
-        return self.stream_id_for(self.id)
 
     def apply(self, event: DomainEvent) -> None:
         handler = self._handlers.get(type(event))

@@ -36,7 +36,7 @@ from .errors import (
     UpcasterChainError,
 )
 from .events import NewEvent, RecordedEvent, uuid_from_int
-from .limits import PreparedEvent, check_event_type, encode_data
+from .limits import NO_METADATA, PreparedEvent, check_event_type, encode_data
 
 Shape = tuple[str, int, dict[str, Any]]
 Step = Callable[[dict[str, Any]], list[Shape]]
@@ -87,6 +87,8 @@ class EventRegistry:
         self._validated = False
         self._decoders: dict[type[DomainEvent], msgspec.json.Decoder[Any]] = {}
         self._strict_json: dict[type[DomainEvent], bool] = {}  # see prepare()
+        # per class that prepare() has checked once: (event type, schema version, strict JSON)
+        self._prepared_as: dict[type[DomainEvent], tuple[str, int, bool]] = {}
         self.tolerant = tolerant
         self.skipped: Counter[tuple[str, int]] = Counter()
         for cls in classes:
@@ -234,17 +236,25 @@ class EventRegistry:
             metadata=metadata if metadata is not None else {},
         )
 
-    def prepare(self, event: DomainEvent, *, event_id: UUID | None = None, metadata: bytes = b"{}") -> PreparedEvent:
+    def prepare(
+        self, event: DomainEvent, *, event_id: UUID | None = None, metadata: bytes = NO_METADATA
+    ) -> PreparedEvent:
         """A typed event encoded for ``EventStore._append_prepared``, with ``metadata`` encoded
         already (``es_core.limits.encode_metadata``), so a batch shares one encoding of it.
 
         A class whose fields can only hold strict JSON (no floats, which JSON cannot keep as NaN
         or infinity, and no ``Any``) is encoded straight from the struct; any other class goes
         through the same checks as ``EventStore.append``."""
-        cls = self._registered(event)
-        data = _json_encode(event) if self._strict_json[cls] else encode_data(_to_builtins(event))
-        name = check_event_type(cls.event_type)
-        return PreparedEvent(event_id or time_ordered_id(), name, cls.schema_version, data, metadata)
+        # one lookup on the hot path; a class's registration and type name cannot change later
+        # (register refuses a second class for a name), so they are checked on first use only
+        ready = self._prepared_as.get(type(event))
+        if ready is None:
+            cls = self._registered(event)
+            ready = self._prepared_as[cls] = (check_event_type(cls.event_type), cls.schema_version,
+                                              self._strict_json[cls])
+        name, schema_version, strict = ready
+        data = _json_encode(event) if strict else encode_data(_to_builtins(event))
+        return PreparedEvent(event_id or time_ordered_id(), name, schema_version, data, metadata)
 
     def _registered(self, event: DomainEvent) -> type[DomainEvent]:
         cls = type(event)
@@ -398,9 +408,8 @@ def time_ordered_id() -> UUID:
     RFC 9562's version-7 layout (74 random bits follow). Ids made one after another sort
     near each other, so a store's unique index on event ids grows at its right edge instead
     of touching a random page per append."""
-    rand = _random_bits(74)
-    ms = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
-    return uuid_from_int(ms << 80 | 0x7000 << 64 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B)
+    ms = _time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+    return uuid_from_int(ms << 80 | _random_bits(80) & _V7_RANDOM | _V7_MARKS)
 
 
 # Event ids must be unique, not secret (they name events; they guard nothing), so their random
@@ -410,7 +419,9 @@ def time_ordered_id() -> UUID:
 _ID_RANDOM = random.Random(os.urandom(32))
 _random_bits = _ID_RANDOM.getrandbits
 os.register_at_fork(after_in_child=lambda: _ID_RANDOM.seed(os.urandom(32)))
-_RAND_B = (1 << 62) - 1
+_time_ns = time.time_ns
+_V7_MARKS = 0x7 << 76 | 0b10 << 62  # version 7 and the RFC variant
+_V7_RANDOM = (1 << 80) - 1 & ~(0xF << 76 | 0b11 << 62)  # the low 80 bits less those marks: 74
 _to_builtins = msgspec.to_builtins
 
 __all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]

@@ -42,8 +42,10 @@ _GOOD_TYPES: set[str] = set()
 _GOOD_STREAM_IDS: set[str] = set()
 
 
-class PreparedEvent(msgspec.Struct, frozen=True):
-    """A validated event with its payload encoded once, ready for any backend."""
+class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
+    """A validated event with its payload encoded once, ready for any backend. (Its fields
+    cannot hold a reference cycle, so the garbage collector need not track it: one command
+    makes one, and fewer tracked allocations mean fewer collections.)"""
 
     event_id: uuid.UUID
     event_type: str
@@ -105,6 +107,10 @@ def prepare_events(events: object, payload_limit: int = MAX_PAYLOAD_BYTES) -> li
 def check_prepared(events: list[PreparedEvent], payload_limit: int = MAX_PAYLOAD_BYTES) -> list[PreparedEvent]:
     """The checks that remain for events an ``EventRegistry`` has encoded already (valid JSON
     and a valid type name by construction): the batch and payload limits, and unique ids."""
+    if type(events) is list and len(events) == 1:  # the common command, checked inline
+        e = events[0]
+        if type(e) is PreparedEvent and len(e.data) + len(e.metadata) <= payload_limit:
+            return events
     if type(events) is not list or any(type(e) is not PreparedEvent for e in events):
         raise InvalidEventError("prepared events must be a list of PreparedEvent")
     _check_count(len(events))
@@ -146,6 +152,10 @@ def encode_data(value: object) -> bytes:
     return _encode_mapping("data", value)
 
 
+NO_METADATA = b"{}"
+"""The stored form of empty metadata."""
+
+
 def encode_metadata(value: object) -> bytes:
     """An event's metadata as stored JSON; ``InvalidEventError`` for anything JSON cannot keep."""
     return _encode_mapping("metadata", value)
@@ -179,13 +189,15 @@ def _good_type(name: object) -> bool:
 
 def _encode_mapping(name: str, value: object) -> bytes:
     if type(value) is dict and not value:  # the usual empty metadata
-        return b"{}"
+        return NO_METADATA
     try:
         plain = type(value) is dict and _plain_json(value)
     except RecursionError as exc:
         raise InvalidEventError(f"event {name} is nested too deeply to store") from exc
     if not plain and not isinstance(value, Mapping):
         raise InvalidEventError(f"event {name} must be a mapping, not {type(value).__name__}")
+    if not plain and type(value) is not dict:
+        value = dict(value)  # type: ignore[call-overload]  # any Mapping: the encoder takes dicts
     try:
         return _encoder.encode(value if plain else _check_json(value, name))
     except RecursionError as exc:

@@ -22,7 +22,7 @@ from .errors import (
     StoreError,
 )
 from .events import AppendResult, RecordedEvent, Snapshot, event_id_from
-from .limits import encode_metadata
+from .limits import NO_METADATA, encode_metadata
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
 from .stores.base import EventStore
 
@@ -218,19 +218,20 @@ class Repository(Generic[A]):
 
         With a ``request_id``, event ids derive from it, so re-sending the same request after a
         lost reply is recognised by the store as a retry and writes nothing twice."""
-        stream_id = aggregate.stream_id
-        meta = dict(metadata) if metadata else {}
-        if request_id is not None:
+        stream_id, prepare = aggregate.stream_id, self.registry.prepare
+        if request_id is None:
+            encoded = encode_metadata(metadata) if metadata else NO_METADATA  # once for the batch
+            pending = aggregate.pending
+            new_events = ([prepare(pending[0], metadata=encoded)] if len(pending) == 1  # the usual command
+                          else [prepare(event, metadata=encoded) for event in pending])
+        else:
+            meta = dict(metadata) if metadata else {}
             meta.setdefault("request_id", request_id)
-        encoded = encode_metadata(meta)  # once for the batch
-        new_events = [
-            self.registry.prepare(
-                event,
-                event_id=event_id_from(request_id, stream_id, i) if request_id is not None else None,
-                metadata=encoded,
-            )
-            for i, event in enumerate(aggregate.pending)
-        ]
+            encoded = encode_metadata(meta)
+            new_events = [
+                prepare(event, event_id=event_id_from(request_id, stream_id, i), metadata=encoded)
+                for i, event in enumerate(aggregate.pending)
+            ]
         try:
             result = self.store._append_prepared(stream_id, new_events, aggregate.version)
         except (ConcurrencyError, StoreError):

@@ -4,7 +4,7 @@ snapshot it; ``keep`` bounds how many snapshots per stream survive pruning."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidInputError
@@ -19,6 +19,8 @@ class SnapshotPolicy:
     every: int | None = None
     replayed_more_than: int | None = None
     keep: int = 2
+    #: whether the policy can ever say yes (derived once: the repository asks on every save)
+    enabled: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("every", "replayed_more_than"):
@@ -27,10 +29,7 @@ class SnapshotPolicy:
                 raise InvalidInputError(f"snapshot policy {name} must be an int >= 1 or None, not {value!r}")
         if not isinstance(self.keep, int) or self.keep < 1:
             raise InvalidInputError(f"snapshot policy keep must be an int >= 1, not {self.keep!r}")
-
-    @property
-    def enabled(self) -> bool:
-        return self.every is not None or self.replayed_more_than is not None
+        object.__setattr__(self, "enabled", self.every is not None or self.replayed_more_than is not None)
 
     def should_snapshot(self, version: int, last_snapshot_version: int, replayed_on_load: int) -> bool:
         if self.every is not None and version - last_snapshot_version >= self.every:

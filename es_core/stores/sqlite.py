@@ -130,7 +130,7 @@ def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-a
 
 def _row(stream_id: str, version: int, event: PreparedEvent, at: int) -> tuple[object, ...]:
     """An event's values in ``_INSERT``'s order."""
-    return (stream_id, version, event.event_id.bytes, event.event_type, event.schema_version, event.data,
+    return (stream_id, version, event.event_id.int.to_bytes(16), event.event_type, event.schema_version, event.data,
             event.metadata, at)
 
 

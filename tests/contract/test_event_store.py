@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import pytest
 
@@ -276,6 +277,13 @@ def test_a_reopened_store_has_everything(reopen: Callable[[], EventStore], sid: 
     assert numbers(again.read_stream(s)) == [1, 2, 3]
     assert again.stream_version(s) == 3
     assert again.append(s, [ev(4)], 3).last_version == 4
+
+
+def test_data_and_metadata_may_be_any_mapping(store: EventStore, sid: Sid) -> None:
+    s = sid()
+    store.append(s, [NewEvent(event_type="Ok", data=MappingProxyType({"n": 1}), metadata=MappingProxyType({"m": 2}))])
+    [e] = store.read_stream(s)
+    assert (e.data, e.metadata) == ({"n": 1}, {"m": 2})
 
 
 # -- bad input: a specific error and nothing written ----------------------------------------

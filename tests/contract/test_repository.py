@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 import msgspec
 import pytest
@@ -134,11 +135,13 @@ class Jar(Aggregate["Jar.State"]):
         ([Measured(value=float("inf"))], None, InvalidEventError),
         ([Measured(value=1.0)], {"trace": float("nan")}, InvalidEventError),
         ([Measured(value=1.0)], {1: "not a str key"}, InvalidEventError),
+        ([Measured(value=1.0)], ["not", "a", "mapping"], InvalidEventError),
         ([Noted(text="x" * 2000)], None, PayloadTooLargeError),
         ([Measured(value=1.0)] * 1001, None, InvalidEventError),
         ([Deposited(amount=1)], None, UnknownEventTypeError),  # not in this repository's registry
     ],
-    ids=["nan-in-batch", "infinity", "nan-metadata", "int-key-metadata", "too-large", "too-many", "unregistered"],
+    ids=["nan-in-batch", "infinity", "nan-metadata", "int-key-metadata", "list-metadata", "too-large", "too-many",
+         "unregistered"],
 )
 def test_a_save_with_bad_input_writes_nothing(
     store: EventStore, sid: Sid, pending: list[DomainEvent], metadata: dict | None, error: type[Exception]  # type: ignore[type-arg]
@@ -155,6 +158,16 @@ def test_a_save_with_bad_input_writes_nothing(
     stored = store.read_stream(jar.stream_id)
     assert [(e.data, e.metadata) for e in stored] == [({"value": 2.5}, {"source": "test", "request_id": "req-1"})]
     assert r.load(jar.id).state.values == [2.5]
+
+
+def test_save_metadata_may_be_any_mapping_and_defaults_to_empty(store: EventStore, sid: Sid) -> None:
+    r = Repository(store, EventRegistry(Measured, Noted), Jar)
+    jar = r.load(sid())
+    jar.pending = [Measured(value=1.0)]
+    r.save(jar, metadata=MappingProxyType({"source": "proxy"}))
+    jar.pending = [Measured(value=2.0)]
+    r.save(jar)
+    assert [e.metadata for e in store.read_stream(jar.stream_id)] == [{"source": "proxy"}, {}]
 
 
 def test_a_stale_aggregate_cannot_overwrite(store: EventStore, sid: Sid) -> None:

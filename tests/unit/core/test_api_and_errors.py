@@ -115,6 +115,20 @@ def test_a_naive_clock_is_refused() -> None:
     assert store.stream_version("s") == 0
 
 
+@pytest.mark.parametrize(
+    ("policy", "enabled"),
+    [
+        (es_core.SnapshotPolicy(), False),
+        (es_core.SnapshotPolicy(every=5), True),
+        (es_core.SnapshotPolicy(replayed_more_than=10), True),
+    ],
+)
+def test_a_snapshot_policy_knows_whether_it_can_snapshot(policy: es_core.SnapshotPolicy, enabled: bool) -> None:
+    assert policy.enabled is enabled
+    assert repr(policy).count("enabled") == 0 and policy == es_core.SnapshotPolicy(policy.every,
+                                                                               policy.replayed_more_than)
+
+
 def test_a_new_file_takes_the_page_size_its_url_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = open_store(f"sqlite:///{tmp_path}/big.db?page_size=8192")
     assert store._db.execute("PRAGMA page_size").fetchone()[0] == 8192  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import pickle
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -299,6 +300,15 @@ def test_fresh_event_ids_are_version_7_time_ordered_and_unique() -> None:
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     millis = [i.int >> 80 for i in ids]
     assert millis == sorted(millis)  # the leading 48 bits are the clock, so they never go back
+    random_bits = (1 << 62) - 1 | ((1 << 12) - 1) << 64  # RFC 9562: rand_b, then rand_a
+    seen_one = seen_zero = 0
+    for i in ids:
+        seen_one |= i.int & random_bits
+        seen_zero |= ~i.int & random_bits
+    assert seen_one == seen_zero == random_bits  # all 74 random bits vary: none is masked off
+    made = ids[0]
+    assert made == uuid.UUID(str(made)) and pickle.loads(pickle.dumps(made)) == made and hash(made) == hash(
+        uuid.UUID(int=made.int))
 
 
 def test_a_forked_child_draws_other_event_ids_than_its_parent() -> None:
