@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from es_core import EventSourcingError, EventStore, open_store
+from es_core import EventSourcingError, EventStore, SQLiteStore, open_store
 
 from ._files import read_toml
 from .catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
@@ -132,11 +132,7 @@ def _delete_sqlite(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or not parts.path:
         return
-    path = Path(parts.path[1:])
-    for suffix in ("", "-wal", "-shm"):
-        candidate = path.with_name(path.name + suffix)
-        if candidate.exists():
-            candidate.unlink()
+    SQLiteStore.remove_files(parts.path[1:])
 
 
 def _progress_line() -> Callable[[int, int], None]:

@@ -71,6 +71,7 @@ from es_core import (
     Snapshot,
     SnapshotError,
     SnapshotPolicy,
+    SQLiteStore,
     StoreCorruptionError,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
@@ -147,8 +148,7 @@ def build_template(directory: Path) -> tuple[Path, RuleSet, Catalogue]:
     rules, catalogue = load_rules(), load_catalogue()
     directory.mkdir(parents=True, exist_ok=True)
     bed = Bed(directory, rules, catalogue)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{bed.db}{suffix}").unlink(missing_ok=True)
+    SQLiteStore.remove_files(bed.db)
     service = bed.service()
     for member, plan in (("ann", "standard"), ("bob", "basic")):
         service.handle(Subscribe(member_id=member, at=T, request_id=f"{member}-join", plan=plan))

@@ -191,8 +191,8 @@ def _run(
 ) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     db, log = workdir / "crash.db", workdir / "crash-writers.log"
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), log):
-        path.unlink(missing_ok=True)
+    SQLiteStore.remove_files(db)
+    log.unlink(missing_ok=True)
     rng = random.Random(f"crash:{seed}")
     ledger, checker = Ledger(), Checker(result)
     deadline = time.monotonic() + time_limit

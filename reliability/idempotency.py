@@ -27,7 +27,7 @@ from typing import Any
 
 from downloads import Command, RequestForgottenError
 from downloads.member import REQUEST_MEMORY
-from es_core import EventStore, RecordedEvent, open_store
+from es_core import EventStore, RecordedEvent, SQLiteStore, open_store
 
 from .report import ScenarioResult, timed
 from .workload import (
@@ -91,8 +91,7 @@ def _run(
     members = [f"{tag}-m{k}" for k in range(n_members)]
     script, answers, reference_events, _ = _script(seed, n, members, tag)
     path = workdir / "idempotency.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    SQLiteStore.remove_files(path)
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{path.resolve()}"
     rng = random.Random(f"{seed}:copies")

@@ -209,7 +209,7 @@ class Stream:
 def _submit(service: Any, command: Any, stream: Stream, deadline: float) -> Any:
     """Send until answered; store errors (the node just died, a timeout) are retried with the
     same request id, so an attempt that landed is recognised, not applied twice."""
-    from downloads import CommandRefusedError, InvalidCommandError
+    from downloads import CommandRefusedError, InvalidCommandError, RequestForgottenError
     from es_core import ConcurrencyError, StoreError
 
     from .workload import Ack
@@ -217,7 +217,8 @@ def _submit(service: Any, command: Any, stream: Stream, deadline: float) -> Any:
     for attempt in range(1, 40):
         try:
             return Ack.of(command, service.handle(command), attempt)
-        except (CommandRefusedError, InvalidCommandError) as exc:
+        except (CommandRefusedError, InvalidCommandError, RequestForgottenError) as exc:
+            # a retry of a request that landed long ago is answered with its error, as `send` does
             return Ack.refused(command, exc, attempt)
         except (StoreError, ConcurrencyError):
             with stream.lock:

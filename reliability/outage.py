@@ -38,7 +38,7 @@ from downloads.fallback import (
     FallbackService,
     ProvisionalJournal,
 )
-from es_core import EventSourcingError, open_store
+from es_core import EventSourcingError, SQLiteStore, open_store
 
 from .faults import FlakyStore, Mode
 from .report import ScenarioResult, timed
@@ -98,8 +98,8 @@ def _run_mode(
     members = [f"{tag}-m{k}" for k in range(n_members)]
     path = workdir / f"fallback-{mode}-{trip}.db"
     journal_path = workdir / f"fallback-{mode}-{trip}.journal"
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), journal_path):
-        p.unlink(missing_ok=True)
+    SQLiteStore.remove_files(path)
+    journal_path.unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     store = FlakyStore(open_store(f"sqlite:///{path.resolve()}"))
     clock = FakeClock()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from downloads import Command
-from es_core import ConcurrencyError, StoreUnavailableError, open_store
+from es_core import ConcurrencyError, SQLiteStore, StoreUnavailableError, open_store
 
 from .report import ScenarioResult, timed
 from .workload import (
@@ -170,8 +170,7 @@ def skipped_races(store: str, why: str) -> ScenarioResult:
 
 def sqlite_url(workdir: Path) -> str:
     path = workdir / "races.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    SQLiteStore.remove_files(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from es_core import EventStore, MemoryStore, open_store
+from es_core import EventStore, MemoryStore, SQLiteStore, open_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DATA = PROJECT_ROOT / "data" / "local" / "notebooks"
@@ -137,9 +137,7 @@ def _check_name(name: str) -> None:
 
 def _remove_sqlite_files(url: str) -> None:
     parts = urlsplit(url)
-    path = Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    SQLiteStore.remove_files(parts.path[1:] if parts.path.startswith("/") else parts.path)
 
 
 def _drop_keyspace(url: str) -> None:

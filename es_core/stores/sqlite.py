@@ -427,6 +427,13 @@ class SQLiteStore(EventStore):
                 self._closed = True
                 self._db.close()
 
+    @staticmethod
+    def remove_files(path: str | os.PathLike[str]) -> None:
+        """Delete a database file and the files SQLite keeps beside it (write-ahead log, shared
+        memory, rollback journal); missing ones are fine. Close every store on it first."""
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{os.fspath(path)}{suffix}").unlink(missing_ok=True)
+
 
 class _translated:
     """The one boundary where ``sqlite3`` errors become the project's ``StoreError`` tree."""

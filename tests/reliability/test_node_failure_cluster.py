@@ -1,11 +1,16 @@
-"""The 3-node cluster's token plan (the scenario itself runs under ES_RELIABILITY_CLUSTER=1)."""
+"""The 3-node cluster's token plan and its clients' retries (the scenario itself runs under
+ES_RELIABILITY_CLUSTER=1)."""
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 from pathlib import Path
 
-from reliability.node_failure import TOKENS_PER_NODE, Cluster
+from downloads import RequestForgottenError, Subscribe
+from es_core import StoreUnavailableError
+from reliability.node_failure import TOKENS_PER_NODE, Cluster, Stream, _submit
+from reliability.workload import BASE_TIME
 
 
 def test_every_node_gets_its_own_evenly_spaced_tokens(tmp_path: Path) -> None:
@@ -22,3 +27,23 @@ def test_every_node_gets_its_own_evenly_spaced_tokens(tmp_path: Path) -> None:
     env = cluster._env("127.0.0.2")
     assert env["ES_CASSANDRA_INITIAL_TOKEN"] == cluster.tokens("127.0.0.2")
     assert env["ES_CASSANDRA_NUM_TOKENS"] == str(TOKENS_PER_NODE)
+
+
+class _Scripted:
+    """A service that answers each call with the next scripted exception."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors, self.calls = list(errors), 0
+
+    def handle(self, command: object) -> object:
+        self.calls += 1
+        raise self.errors.pop(0)
+
+
+def test_a_client_retries_store_errors_then_takes_a_forgotten_request_as_its_answer() -> None:
+    command = Subscribe(member_id="m-1", at=BASE_TIME, request_id="r-1", plan="basic")
+    service = _Scripted(StoreUnavailableError("node down"), RequestForgottenError("landed long ago"))
+    stream = Stream()
+    ack = _submit(service, command, stream, deadline=time.monotonic() + 30)
+    assert service.calls == 2 and stream.errors_retried == 1 and stream.given_up == 0
+    assert ack.status == "refused" and ack.error == "RequestForgottenError" and ack.attempts == 2

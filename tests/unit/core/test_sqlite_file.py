@@ -69,3 +69,19 @@ def test_an_existing_file_keeps_its_page_size(tmp_path: Path) -> None:
     assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] * 4096 == WAL_CHECKPOINT_BYTES
     assert [e.version for e in store.read_stream("s")] == [1]
     store.close()
+
+
+def test_remove_files_deletes_the_database_and_its_companions(tmp_path: Path) -> None:
+    path = tmp_path / "gone.db"
+    reader = SQLiteStore(path)
+    writer = SQLiteStore(path)
+    writer.append("s", [_event()], 0)
+    companions = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-shm")]
+    assert all(p.exists() for p in companions)  # WAL mode, two connections: all three on disk
+    reader.close(), writer.close()
+    Path(f"{path}-journal").write_bytes(b"")  # a rollback journal left by another tool
+    SQLiteStore.remove_files(path)
+    assert list(tmp_path.iterdir()) == []
+    SQLiteStore.remove_files(str(path))  # nothing left to remove is fine
+    with SQLiteStore(path) as fresh:
+        assert fresh.stream_version("s") == 0  # a fresh, empty store
