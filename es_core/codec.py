@@ -30,6 +30,7 @@ import msgspec.inspect
 
 from .errors import (
     EventDecodeError,
+    EventSourcingError,
     SchemaError,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
@@ -263,7 +264,8 @@ class EventRegistry:
         return cls
 
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:
-        """Bring one stored shape to current shapes (zero, one or several)."""
+        """Bring one stored shape to current shapes (zero, one or several). A step that fails on
+        the payload (a key it expects is missing...) raises ``EventDecodeError``, naming it."""
         if not self._validated:
             self.validate()
         done: list[Shape] = []
@@ -280,7 +282,14 @@ class EventRegistry:
                 steps += 1
                 if steps > self.MAX_STEPS:
                     raise UpcasterChainError(f"upcasting {event_type} v{schema_version} does not terminate")
-                pending[:0] = info.step(copy.deepcopy(d))  # steps stay pure even if careless
+                try:
+                    pending[:0] = info.step(copy.deepcopy(d))  # steps stay pure even if careless
+                except EventSourcingError:
+                    raise
+                except Exception as exc:  # a step meeting a payload it cannot read (a missing key...)
+                    raise EventDecodeError(
+                        f"the {info.kind} step from {t} v{v} failed on a stored payload: {type(exc).__name__}: {exc}"
+                    ) from exc
                 continue
             if t in self._retired and v <= self._retired[t]:
                 continue
@@ -298,16 +307,8 @@ class EventRegistry:
             shapes = [(record.event_type, record.schema_version, record.data)]  # the common case
         else:
             shapes = self._upcast_or_skip(record)
-        events = []
-        for t, _, d in shapes:
-            try:
-                events.append(msgspec.convert(d, self._classes[t]))
-            except msgspec.ValidationError as exc:
-                raise EventDecodeError(
-                    f"stored event {record.event_id} ({record.event_type} v{record.schema_version}, "
-                    f"stream {record.stream_id!r} v{record.version}) does not fit {t}: {exc}"
-                ) from exc
-        return events
+        return self._typed(shapes, record.event_type, record.schema_version, record.stream_id, record.version,
+                           record.event_id)
 
     def decode_json(
         self, event_type: str, schema_version: int, data: bytes, *, stream_id: str = "", version: int = 0
@@ -333,13 +334,23 @@ class EventRegistry:
             payload = _json_decode(data)
         except msgspec.DecodeError as exc:
             raise EventDecodeError(f"stored event (stream {stream_id!r} v{version}) is not JSON: {exc}") from exc
+        shapes = self._upcast_shape_or_skip(event_type, schema_version, payload)
+        return self._typed(shapes, event_type, schema_version, stream_id, version)
+
+    def _typed(
+        self, shapes: list[Shape], event_type: str, schema_version: int, stream_id: str, version: int,
+        event_id: UUID | None = None,
+    ) -> list[DomainEvent]:
+        """Each current shape as its event class; the other arguments only name the stored
+        event in errors (formatted on failure, so a replay pays nothing for them)."""
         events = []
-        for t, _, d in self._upcast_shape_or_skip(event_type, schema_version, payload):
+        for t, _, d in shapes:
             try:
                 events.append(msgspec.convert(d, self._classes[t]))
             except msgspec.ValidationError as exc:
+                named = f"{event_id} " if event_id is not None else ""
                 raise EventDecodeError(
-                    f"stored event ({event_type} v{schema_version}, stream {stream_id!r} v{version}) "
+                    f"stored event {named}({event_type} v{schema_version}, stream {stream_id!r} v{version}) "
                     f"does not fit {t}: {exc}"
                 ) from exc
         return events

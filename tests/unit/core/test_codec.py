@@ -139,12 +139,21 @@ def test_tolerant_mode_skips_and_counts() -> None:
     assert r.skipped == {("Mystery", 1): 1, ("LicenseRenewed", 4): 2}
 
 
-def test_a_payload_that_does_not_fit_is_a_decode_error() -> None:
+def test_a_payload_that_does_not_fit_is_a_decode_error_naming_the_stored_event() -> None:
     r = full_registry()
-    with pytest.raises(EventDecodeError, match="LicenseReleased"):
-        r.decode(record("LicenseReleased", 1, {"license_id": 42}))
+    bad = record("LicenseReleased", 1, {"license_id": 42})
+    with pytest.raises(EventDecodeError, match=f"{bad.event_id} .*stream 's' v1\\) does not fit LicenseReleased"):
+        r.decode(bad)
     with pytest.raises(EventDecodeError):
         r.decode(record("LicenseReleased", 1, {}))
+    with pytest.raises(EventDecodeError, match="stream 'm' v7\\) does not fit LicenseReleased"):
+        r.decode_json("LicenseReleased", 1, b'{"license_id": 42}', stream_id="m", version=7)
+    # an upcaster meeting a payload it cannot read: a decode error naming the step, not a KeyError
+    with pytest.raises(EventDecodeError, match=r"upcast step from LicenseRenewed v2 failed .*KeyError"):
+        r.decode_json("LicenseRenewed", 1, b'{"license_id": "L"}', stream_id="m", version=8)
+    # an older shape that still does not fit once upcast: named the same way
+    with pytest.raises(EventDecodeError, match="LicenseRenewed v1, stream 'm' v8\\) does not fit LicenseRenewed"):
+        r.decode_json("LicenseRenewed", 1, b'{"licence": 5}', stream_id="m", version=8)
 
 
 @pytest.mark.parametrize(
