@@ -477,7 +477,7 @@ class RunConfig:
     snapshot_every: int = 30
     rounds: int = 5
     append_rounds: int = 9  # appends meet WAL checkpoints (tens of ms) by luck: more rounds even it out
-    read_rounds: int = 3
+    read_rounds: int = 5
     load_sample: int = 300
     append_members: int = 8
     append_commands: int = 90
