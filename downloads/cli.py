@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from es_core import EventSourcingError, EventStore, SQLiteStore, open_store
+from es_core.stores import sqlite_path
 
 from ._files import read_toml
 from .catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
@@ -129,10 +130,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _delete_sqlite(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or not parts.path:
-        return
-    SQLiteStore.remove_files(parts.path[1:])
+    if urlsplit(url).scheme == "sqlite" and sqlite_path(url):
+        SQLiteStore.remove_files(sqlite_path(url))
 
 
 def _progress_line() -> Callable[[int, int], None]:

@@ -87,8 +87,7 @@ class EventRegistry:
         self._retired: dict[str, int] = {}
         self._validated = False
         self._decoders: dict[type[DomainEvent], msgspec.json.Decoder[Any]] = {}
-        self._strict_json: dict[type[DomainEvent], bool] = {}  # see prepare()
-        # per class that prepare() has checked once: (event type, schema version, strict JSON)
+        # per class that prepare() has checked once: (event type, schema version, encodes directly)
         self._prepared_as: dict[type[DomainEvent], tuple[str, int, bool]] = {}
         self.tolerant = tolerant
         self.skipped: Counter[tuple[str, int]] = Counter()
@@ -107,7 +106,6 @@ class EventRegistry:
         if cls.schema_version < cls.first_schema_version:
             raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
         self._classes[name] = cls
-        self._strict_json[cls] = _encodes_as_strict_json(msgspec.inspect.type_info(cls))
         self._validated = False
         return cls
 
@@ -252,10 +250,16 @@ class EventRegistry:
         if ready is None:
             cls = self._registered(event)
             ready = self._prepared_as[cls] = (check_event_type(cls.event_type), cls.schema_version,
-                                              self._strict_json[cls])
-        name, schema_version, strict = ready
-        data = _json_encode(event) if strict else encode_data(_to_builtins(event))
+                                              self.encodes_directly(cls))
+        name, schema_version, direct = ready
+        data = _json_encode(event) if direct else encode_data(_to_builtins(event))
         return PreparedEvent(event_id or time_ordered_id(), name, schema_version, data, metadata)
+
+    @staticmethod
+    def encodes_directly(cls: type[DomainEvent]) -> bool:
+        """Whether ``prepare`` encodes ``cls`` straight from the struct, its fields holding only
+        strict JSON, rather than through ``EventStore.append``'s checks (a float or ``Any`` field)."""
+        return _encodes_as_strict_json(msgspec.inspect.type_info(cls))
 
     def _registered(self, event: DomainEvent) -> type[DomainEvent]:
         cls = type(event)

@@ -164,13 +164,11 @@ def encode_metadata(value: object) -> bytes:
 def _prepare(event: object, payload_limit: int) -> PreparedEvent:
     if not isinstance(event, NewEvent):
         raise InvalidEventError(f"expected a NewEvent, got {type(event).__name__}")
-    name = event.event_type
-    if name not in _GOOD_TYPES:
-        check_event_type(name)
+    check_event_type(event.event_type)
     version = event.schema_version
-    if (type(version) is not int and (not isinstance(version, int) or isinstance(version, bool))) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InvalidEventError(f"schema version must be an int >= 1, not {version!r}")
-    if type(event.event_id) is not uuid.UUID and not isinstance(event.event_id, uuid.UUID):
+    if not isinstance(event.event_id, uuid.UUID):
         raise InvalidEventError(f"event id must be a uuid.UUID, not {event.event_id!r}")
     data = _encode_mapping("data", event.data)
     metadata = _encode_mapping("metadata", event.metadata)

@@ -221,9 +221,7 @@ class Repository(Generic[A]):
         stream_id, prepare = aggregate.stream_id, self.registry.prepare
         if request_id is None:
             encoded = encode_metadata(metadata) if metadata else NO_METADATA  # once for the batch
-            pending = aggregate.pending
-            new_events = ([prepare(pending[0], metadata=encoded)] if len(pending) == 1  # the usual command
-                          else [prepare(event, metadata=encoded) for event in pending])
+            new_events = [prepare(event, metadata=encoded) for event in aggregate.pending]
         else:
             meta = dict(metadata) if metadata else {}
             meta.setdefault("request_id", request_id)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from es_core import EventStore, MemoryStore, SQLiteStore, open_store
+from es_core.stores import sqlite_path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DATA = PROJECT_ROOT / "data" / "local" / "notebooks"
@@ -114,7 +115,7 @@ def notebook_store(
     if scheme == "memory":
         return MemoryStore(clock=clock)
     if fresh and scheme == "sqlite":
-        _remove_sqlite_files(target)
+        SQLiteStore.remove_files(sqlite_path(target))
     if fresh and scheme == "cassandra":
         _drop_keyspace(target)
     return open_store(target, clock=clock, **options)
@@ -133,11 +134,6 @@ def scratch_dir(name: str, *, fresh: bool = True) -> Path:
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name or ""):
         raise ValueError(f"a notebook store name is letters, digits, '-' and '_', not {name!r}")
-
-
-def _remove_sqlite_files(url: str) -> None:
-    parts = urlsplit(url)
-    SQLiteStore.remove_files(parts.path[1:] if parts.path.startswith("/") else parts.path)
 
 
 def _drop_keyspace(url: str) -> None:

@@ -51,11 +51,18 @@ def _open_memory(url: str, clock: Clock | None, options: dict[str, Any]) -> Even
     return MemoryStore(clock=clock, **options)
 
 
+def sqlite_path(url: str) -> str:
+    """The file a ``sqlite:`` URL names: ``sqlite:///relative.db`` -> ``relative.db``,
+    ``sqlite:////absolute.db`` -> ``/absolute.db``."""
+    path = urlsplit(url).path
+    return path[1:] if path.startswith("/") else path
+
+
 def _open_sqlite(url: str, clock: Clock | None, options: dict[str, Any]) -> EventStore:
     parts = urlsplit(url)
     if parts.netloc:
         raise InvalidStoreUrlError(f"use sqlite:///relative.db or sqlite:////absolute.db, not {url!r}")
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    path = sqlite_path(url)
     if not path or path.endswith("/"):
         raise InvalidStoreUrlError(f"a sqlite store URL needs a file path: {url!r}")
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -87,4 +94,6 @@ _OPENERS: dict[str, Callable[[str, Clock | None, dict[str, Any]], EventStore]] =
     "cassandra": _open_cassandra,
 }
 
-__all__ = ["DEFAULT_STORE_URL", "EventStore", "MemoryStore", "SQLiteStore", "default_store_url", "open_store"]
+__all__ = [
+    "DEFAULT_STORE_URL", "EventStore", "MemoryStore", "SQLiteStore", "default_store_url", "open_store", "sqlite_path",
+]

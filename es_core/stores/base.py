@@ -80,11 +80,9 @@ class EventStore(abc.ABC):
         """``append`` for events an ``EventRegistry`` has encoded already (``EventRegistry.prepare``):
         the same contract and errors, without walking payloads the registry's types guarantee
         to be valid JSON. For es_core's repository; applications use ``append``."""
-        expected = expected_version
-        if type(expected) is not int or expected < 0:  # an exact version needs no other check
-            expected = check_expected_version(expected)
-        return self._append(check_stream_id(stream_id), check_prepared(events, self.payload_limit), expected,
-                            self._now())
+        stream_id = check_stream_id(stream_id)
+        expected = check_expected_version(expected_version)
+        return self._append(stream_id, check_prepared(events, self.payload_limit), expected, self._now())
 
     def _now(self) -> datetime:
         if self.clock is utc_now:  # the default clock needs no check (a call less per append)

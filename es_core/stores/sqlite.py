@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 ) WITHOUT ROWID;
 -- The file itself refuses a gap in a stream: an event at version n > 1 needs version n - 1.
 -- With the unique (stream, version) key this makes one plain INSERT of version expected + 1
--- an exact optimistic-concurrency check, with no read before it (see _append_locked).
+-- an exact optimistic-concurrency check, with no read before it (see SQLiteStore._append).
 CREATE TRIGGER IF NOT EXISTS events_without_gaps BEFORE INSERT ON events
 WHEN NEW.version > 1 AND NOT EXISTS
     (SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND version = NEW.version - 1)

@@ -21,6 +21,7 @@ from es_core import (
     open_store,
 )
 from es_core import errors as errors_module
+from es_core.stores import sqlite_path
 from es_core.stores.sqlite import translate_sqlite_error
 
 
@@ -104,6 +105,14 @@ def test_urls_choose_backends(tmp_path, monkeypatch) -> None:  # type: ignore[no
 def test_bad_urls_are_refused_with_a_specific_error(url: str) -> None:
     with pytest.raises(InvalidStoreUrlError):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("sqlite:///rel.db", "rel.db"), ("sqlite:////abs/dir/x.db?synchronous=normal", "/abs/dir/x.db"), ("sqlite:", "")],
+)
+def test_sqlite_urls_name_their_file(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
 
 
 def test_a_naive_clock_is_refused() -> None:

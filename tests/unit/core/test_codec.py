@@ -258,7 +258,7 @@ class WithFloatInside(DomainEvent, frozen=True):
 
 
 def _strict(cls: type[DomainEvent]) -> bool:
-    return EventRegistry(cls)._strict_json[cls]
+    return EventRegistry.encodes_directly(cls)
 
 
 def test_only_types_that_are_always_strict_json_take_the_direct_encoding() -> None:
