@@ -61,49 +61,49 @@ class PeerMemberAccount(Aggregate):
     def _device_registered(self, device_id: str, model: str, registered_at: str) -> None:
         self.devices[device_id] = model
 
-    def acquire_licence(
-        self, *, licence_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
+    def acquire_license(
+        self, *, license_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
         expires_at: str,
     ) -> None:
-        if device_id not in self.devices or licence_id in self.active:
-            raise CommandRefused(f"{licence_id} cannot be acquired on {device_id}")
-        self._licence_acquired(
-            licence_id=licence_id, title_id=title_id, title=title, studio=studio, device_id=device_id,
+        if device_id not in self.devices or license_id in self.active:
+            raise CommandRefused(f"{license_id} cannot be acquired on {device_id}")
+        self._license_acquired(
+            license_id=license_id, title_id=title_id, title=title, studio=studio, device_id=device_id,
             acquired_at=acquired_at, expires_at=expires_at,
         )
 
-    @event("LicenceAcquired")
-    def _licence_acquired(
-        self, licence_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
+    @event("LicenseAcquired")
+    def _license_acquired(
+        self, license_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
         expires_at: str,
     ) -> None:
-        self.active[licence_id] = {"title_id": title_id, "device_id": device_id, "expires_at": expires_at}
+        self.active[license_id] = {"title_id": title_id, "device_id": device_id, "expires_at": expires_at}
         self.acquired += 1
 
-    def renew_licence(self, *, licence_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
-        if licence_id not in self.active:
-            raise CommandRefused(f"{licence_id} is not held")
-        self._licence_renewed(licence_id=licence_id, title_id=title_id, renewed_at=renewed_at, expires_at=expires_at)
+    def renew_license(self, *, license_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
+        if license_id not in self.active:
+            raise CommandRefused(f"{license_id} is not held")
+        self._license_renewed(license_id=license_id, title_id=title_id, renewed_at=renewed_at, expires_at=expires_at)
 
-    @event("LicenceRenewed")
-    def _licence_renewed(self, licence_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
-        self.active[licence_id]["expires_at"] = expires_at
+    @event("LicenseRenewed")
+    def _license_renewed(self, license_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
+        self.active[license_id]["expires_at"] = expires_at
         self.renewed += 1
 
-    def release_licence(
-        self, *, licence_id: str, title_id: str, device_id: str, released_at: str, reason: str
+    def release_license(
+        self, *, license_id: str, title_id: str, device_id: str, released_at: str, reason: str
     ) -> None:
-        if licence_id not in self.active:
-            raise CommandRefused(f"{licence_id} is not held")
-        self._licence_released(
-            licence_id=licence_id, title_id=title_id, device_id=device_id, released_at=released_at, reason=reason
+        if license_id not in self.active:
+            raise CommandRefused(f"{license_id} is not held")
+        self._license_released(
+            license_id=license_id, title_id=title_id, device_id=device_id, released_at=released_at, reason=reason
         )
 
-    @event("LicenceReleased")
-    def _licence_released(
-        self, licence_id: str, title_id: str, device_id: str, released_at: str, reason: str
+    @event("LicenseReleased")
+    def _license_released(
+        self, license_id: str, title_id: str, device_id: str, released_at: str, reason: str
     ) -> None:
-        del self.active[licence_id]
+        del self.active[license_id]
         self.released += 1
 
 

@@ -21,8 +21,8 @@ from es_core import Aggregate, DomainEvent, EventRegistry, EventSourcingError, a
 
 DEFAULT_SEED = 20240607
 MAX_DEVICES = 5
-MAX_ACTIVE_LICENCES = 20  # bounds the state, so snapshots stay the same size as history grows
-LICENCE_HOURS = 48
+MAX_ACTIVE_LICENSES = 20  # bounds the state, so snapshots stay the same size as history grows
+LICENSE_HOURS = 48
 
 _STUDIOS = (
     "Northlight", "Red Kite", "Harbour Lane", "Blue Fjord", "Ironbark", "Paper Moon",
@@ -60,9 +60,9 @@ class Command(msgspec.Struct, frozen=True, array_like=True):
 METHODS = {
     "AccountOpened": "open_account",
     "DeviceRegistered": "register_device",
-    "LicenceAcquired": "acquire_licence",
-    "LicenceRenewed": "renew_licence",
-    "LicenceReleased": "release_licence",
+    "LicenseAcquired": "acquire_license",
+    "LicenseRenewed": "renew_license",
+    "LicenseReleased": "release_license",
 }
 
 
@@ -94,29 +94,29 @@ def member_plan(index: int, events: int, *, seed: int = DEFAULT_SEED, prefix: st
             plan.append(Command("DeviceRegistered", {
                 "device_id": device, "model": rng.choice(_DEVICE_MODELS), "registered_at": _iso(clock),
             }))
-        elif active and (roll > 0.78 or len(active) >= MAX_ACTIVE_LICENCES):
-            licence = rng.choice(sorted(active))
-            title_id, device = active.pop(licence)
-            plan.append(Command("LicenceReleased", {
-                "licence_id": licence, "title_id": title_id, "device_id": device,
+        elif active and (roll > 0.78 or len(active) >= MAX_ACTIVE_LICENSES):
+            license = rng.choice(sorted(active))
+            title_id, device = active.pop(license)
+            plan.append(Command("LicenseReleased", {
+                "license_id": license, "title_id": title_id, "device_id": device,
                 "released_at": _iso(clock), "reason": rng.choice(_RELEASE_REASONS),
             }))
         elif active and roll > 0.53:
-            licence = rng.choice(sorted(active))
-            plan.append(Command("LicenceRenewed", {
-                "licence_id": licence, "title_id": active[licence][0], "renewed_at": _iso(clock),
-                "expires_at": _iso(clock + timedelta(hours=LICENCE_HOURS)),
+            license = rng.choice(sorted(active))
+            plan.append(Command("LicenseRenewed", {
+                "license_id": license, "title_id": active[license][0], "renewed_at": _iso(clock),
+                "expires_at": _iso(clock + timedelta(hours=LICENSE_HOURS)),
             }))
         else:
             serial += 1
-            licence = f"{mid}-l{serial:05d}"
+            license = f"{mid}-l{serial:05d}"
             title_id, title, studio = rng.choice(CATALOGUE)
             device = rng.choice(devices)
-            active[licence] = (title_id, device)
-            plan.append(Command("LicenceAcquired", {
-                "licence_id": licence, "title_id": title_id, "title": title, "studio": studio,
+            active[license] = (title_id, device)
+            plan.append(Command("LicenseAcquired", {
+                "license_id": license, "title_id": title_id, "title": title, "studio": studio,
                 "device_id": device, "acquired_at": _iso(clock),
-                "expires_at": _iso(clock + timedelta(hours=LICENCE_HOURS)),
+                "expires_at": _iso(clock + timedelta(hours=LICENSE_HOURS)),
             }))
     return plan[:events]
 
@@ -149,9 +149,9 @@ class DeviceRegistered(DomainEvent, frozen=True, kw_only=True):
     registered_at: str
 
 
-class LicenceAcquired(DomainEvent, frozen=True, kw_only=True):
-    event_type: ClassVar[str] = "LicenceAcquired"
-    licence_id: str
+class LicenseAcquired(DomainEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "LicenseAcquired"
+    license_id: str
     title_id: str
     title: str
     studio: str
@@ -160,17 +160,17 @@ class LicenceAcquired(DomainEvent, frozen=True, kw_only=True):
     expires_at: str
 
 
-class LicenceRenewed(DomainEvent, frozen=True, kw_only=True):
-    event_type: ClassVar[str] = "LicenceRenewed"
-    licence_id: str
+class LicenseRenewed(DomainEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "LicenseRenewed"
+    license_id: str
     title_id: str
     renewed_at: str
     expires_at: str
 
 
-class LicenceReleased(DomainEvent, frozen=True, kw_only=True):
-    event_type: ClassVar[str] = "LicenceReleased"
-    licence_id: str
+class LicenseReleased(DomainEvent, frozen=True, kw_only=True):
+    event_type: ClassVar[str] = "LicenseReleased"
+    license_id: str
     title_id: str
     device_id: str
     released_at: str
@@ -178,7 +178,7 @@ class LicenceReleased(DomainEvent, frozen=True, kw_only=True):
 
 
 EVENT_CLASSES: tuple[type[DomainEvent], ...] = (
-    AccountOpened, DeviceRegistered, LicenceAcquired, LicenceRenewed, LicenceReleased,
+    AccountOpened, DeviceRegistered, LicenseAcquired, LicenseRenewed, LicenseReleased,
 )
 
 
@@ -186,7 +186,7 @@ def registry() -> EventRegistry:
     return EventRegistry(*EVENT_CLASSES)
 
 
-class ActiveLicence(msgspec.Struct):
+class ActiveLicense(msgspec.Struct):
     title_id: str
     device_id: str
     expires_at: str
@@ -197,7 +197,7 @@ class AccountState(msgspec.Struct):
     plan: str = ""
     country: str = ""
     devices: dict[str, str] = {}  # device id -> model
-    active: dict[str, ActiveLicence] = {}  # licence id -> licence
+    active: dict[str, ActiveLicense] = {}  # licence id -> licence
     acquired: int = 0
     renewed: int = 0
     released: int = 0
@@ -221,29 +221,29 @@ class MemberAccount(Aggregate[AccountState]):
             raise CommandRefused(f"{device_id} is registered already")
         self.record(DeviceRegistered(device_id=device_id, model=model, registered_at=registered_at))
 
-    def acquire_licence(
-        self, *, licence_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
+    def acquire_license(
+        self, *, license_id: str, title_id: str, title: str, studio: str, device_id: str, acquired_at: str,
         expires_at: str,
     ) -> None:
-        if device_id not in self.state.devices or licence_id in self.state.active:
-            raise CommandRefused(f"{licence_id} cannot be acquired on {device_id}")
-        self.record(LicenceAcquired(
-            licence_id=licence_id, title_id=title_id, title=title, studio=studio, device_id=device_id,
+        if device_id not in self.state.devices or license_id in self.state.active:
+            raise CommandRefused(f"{license_id} cannot be acquired on {device_id}")
+        self.record(LicenseAcquired(
+            license_id=license_id, title_id=title_id, title=title, studio=studio, device_id=device_id,
             acquired_at=acquired_at, expires_at=expires_at,
         ))
 
-    def renew_licence(self, *, licence_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
-        if licence_id not in self.state.active:
-            raise CommandRefused(f"{licence_id} is not held")
-        self.record(LicenceRenewed(licence_id=licence_id, title_id=title_id, renewed_at=renewed_at,
+    def renew_license(self, *, license_id: str, title_id: str, renewed_at: str, expires_at: str) -> None:
+        if license_id not in self.state.active:
+            raise CommandRefused(f"{license_id} is not held")
+        self.record(LicenseRenewed(license_id=license_id, title_id=title_id, renewed_at=renewed_at,
                                    expires_at=expires_at))
 
-    def release_licence(
-        self, *, licence_id: str, title_id: str, device_id: str, released_at: str, reason: str
+    def release_license(
+        self, *, license_id: str, title_id: str, device_id: str, released_at: str, reason: str
     ) -> None:
-        if licence_id not in self.state.active:
-            raise CommandRefused(f"{licence_id} is not held")
-        self.record(LicenceReleased(licence_id=licence_id, title_id=title_id, device_id=device_id,
+        if license_id not in self.state.active:
+            raise CommandRefused(f"{license_id} is not held")
+        self.record(LicenseReleased(license_id=license_id, title_id=title_id, device_id=device_id,
                                     released_at=released_at, reason=reason))
 
     # appliers: state changes only here
@@ -257,19 +257,19 @@ class MemberAccount(Aggregate[AccountState]):
     def _device(self, e: DeviceRegistered) -> None:
         self.state.devices[e.device_id] = e.model
 
-    @applies(LicenceAcquired)
-    def _acquired(self, e: LicenceAcquired) -> None:
-        self.state.active[e.licence_id] = ActiveLicence(e.title_id, e.device_id, e.expires_at)
+    @applies(LicenseAcquired)
+    def _acquired(self, e: LicenseAcquired) -> None:
+        self.state.active[e.license_id] = ActiveLicense(e.title_id, e.device_id, e.expires_at)
         self.state.acquired += 1
 
-    @applies(LicenceRenewed)
-    def _renewed(self, e: LicenceRenewed) -> None:
-        self.state.active[e.licence_id].expires_at = e.expires_at
+    @applies(LicenseRenewed)
+    def _renewed(self, e: LicenseRenewed) -> None:
+        self.state.active[e.license_id].expires_at = e.expires_at
         self.state.renewed += 1
 
-    @applies(LicenceReleased)
-    def _released(self, e: LicenceReleased) -> None:
-        del self.state.active[e.licence_id]
+    @applies(LicenseReleased)
+    def _released(self, e: LicenseReleased) -> None:
+        del self.state.active[e.license_id]
         self.state.released += 1
 
 
@@ -294,21 +294,21 @@ class TitleActivity:
 
     def handle(self, item: object) -> None:  # es_core's Decoded
         event = item.event  # type: ignore[attr-defined]
-        if type(event) is LicenceAcquired:
+        if type(event) is LicenseAcquired:
             self._acquired(event.title_id, event.studio)
-        elif type(event) is LicenceReleased:
+        elif type(event) is LicenseReleased:
             self.released += 1
 
     def handle_object(self, event_type: str, event: object) -> None:  # the peer's typed events
-        if event_type == "LicenceAcquired":
+        if event_type == "LicenseAcquired":
             self._acquired(event.title_id, event.studio)  # type: ignore[attr-defined]
-        elif event_type == "LicenceReleased":
+        elif event_type == "LicenseReleased":
             self.released += 1
 
     def handle_payload(self, event_type: str, data: dict[str, str]) -> None:
-        if event_type == "LicenceAcquired":
+        if event_type == "LicenseAcquired":
             self._acquired(data["title_id"], data["studio"])
-        elif event_type == "LicenceReleased":
+        elif event_type == "LicenseReleased":
             self.released += 1
 
     def _acquired(self, title_id: str, studio: str) -> None:

@@ -52,9 +52,9 @@ from .events import (
     new_registry,
 )
 from .explain import DenialExplanation, TimelineEntry, explain_denial, timeline
-from .licence import License, LicenseState
+from .license import License, LicenseState
 from .member import MemberAccount, MemberState, license_id_for
-from .projections import ActiveLicences, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
+from .projections import ActiveLicenses, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
 from .service import DownloadService, Outcome
 from .simulator import SimulationReport, simulate
@@ -66,7 +66,7 @@ __all__ = [
     "EVENT_TYPES",
     "RULE_IDS",
     "AcquireLicense",
-    "ActiveLicences",
+    "ActiveLicenses",
     "CancelMembership",
     "Catalogue",
     "Change",

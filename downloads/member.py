@@ -58,7 +58,7 @@ from .events import (
     MemberSubscribed,
     PlanChanged,
 )
-from .licence import License, LicenseState
+from .license import License, LicenseState
 from .rules import RuleSet
 
 REQUEST_MEMORY = 16
@@ -89,7 +89,8 @@ class MemberState(msgspec.Struct, kw_only=True, gc=False):
     plan: str | None = None  # None: not a member (never joined, or cancelled)
     member_since: datetime | None = None
     devices: dict[str, Device] = {}
-    licences: dict[str, LicenseState] = {}  # held licences, in acquisition order
+    # held licences, in acquisition order; stored under the name older snapshots use
+    licenses: dict[str, LicenseState] = msgspec.field(default_factory=dict, name="licences")
     titles: dict[str, DownloadedState] = {}
     studio_active: dict[str, int] = {}
     requests: dict[str, RequestRecord] = {}  # oldest first, at most REQUEST_MEMORY
@@ -183,7 +184,7 @@ class MemberAccount(Aggregate[MemberState]):
         return self.id
 
     def license(self, license_id: str) -> License | None:
-        state = self.state.licences.get(license_id)
+        state = self.state.licenses.get(license_id)
         return License(state) if state is not None else None
 
     def downloaded(self, title_id: str) -> Downloaded | None:
@@ -209,7 +210,7 @@ class MemberAccount(Aggregate[MemberState]):
 
     def catch_up(self, at: datetime, catalogue: Catalogue) -> None:
         """Expire the licences of titles that have left the catalogue by ``at``."""
-        for state in list(self.state.licences.values()):
+        for state in list(self.state.licenses.values()):
             title = catalogue.title(state.title_id)
             if title is not None and title.left_by(at):
                 self.record(License(state).expire(title.leaving_on))  # type: ignore[arg-type]
@@ -240,7 +241,7 @@ class MemberAccount(Aggregate[MemberState]):
 
     def cancel(self, cmd: CancelMembership, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._member_plan()
-        for state in list(self.state.licences.values()):
+        for state in list(self.state.licenses.values()):
             self.record(License(state).release(cmd.at, "membership_cancelled", cmd.request_id))
         cancelled = MembershipCancelled(at=cmd.at, request_id=cmd.request_id)
         self.record(cancelled)
@@ -256,7 +257,7 @@ class MemberAccount(Aggregate[MemberState]):
 
     def remove_device(self, cmd: RemoveDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._device(cmd.device_id)
-        for state in list(self.state.licences.values()):
+        for state in list(self.state.licenses.values()):
             if state.device_id == cmd.device_id:
                 self.record(License(state).release(cmd.at, "device_removed", cmd.request_id))
         removed = DeviceRemoved(device_id=cmd.device_id, at=cmd.at, request_id=cmd.request_id)
@@ -286,7 +287,7 @@ class MemberAccount(Aggregate[MemberState]):
             title_id=title.id,
             studio_id=title.studio_id,
             at=cmd.at,
-            duration=rules.licence_duration(title.studio_id, title.id),
+            duration=rules.license_duration(title.studio_id, title.id),
             remaining=remaining,
             resets_at=resets_at,
             request_id=cmd.request_id,
@@ -299,17 +300,17 @@ class MemberAccount(Aggregate[MemberState]):
 
     def renew(self, cmd: RenewLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._member_plan()
-        licence = self._held(cmd.license_id)
-        title = _title(catalogue, licence.state.title_id)
+        license = self._held(cmd.license_id)
+        title = _title(catalogue, license.state.title_id)
         downloaded = self.downloaded(title.id)
         denial = policy.check_catalogue(title, cmd.at)
         if denial is None and rules.renewal_counts:
             denial = policy.check_title_year(downloaded, title, cmd.at, rules)
         if denial is not None:
-            return self._deny("renew", cmd, denial, title, licence.state.device_id, cmd.license_id)
+            return self._deny("renew", cmd, denial, title, license.state.device_id, cmd.license_id)
         remaining, resets_at = policy.remaining_after(downloaded, title, cmd.at, rules, renewal=True)
-        renewed = licence.renew(
-            cmd.at, rules.licence_duration(title.studio_id, title.id), remaining, resets_at, cmd.request_id
+        renewed = license.renew(
+            cmd.at, rules.license_duration(title.studio_id, title.id), remaining, resets_at, cmd.request_id
         )
         self.record(renewed)
         return Verdict(
@@ -318,21 +319,21 @@ class MemberAccount(Aggregate[MemberState]):
         )
 
     def play(self, cmd: PlayDownload, rules: RuleSet, catalogue: Catalogue) -> Verdict:
-        licence = self._held(cmd.license_id)
-        if not licence.playable(cmd.at):
+        license = self._held(cmd.license_id)
+        if not license.playable(cmd.at):
             raise CommandRefusedError(
-                f"licence {cmd.license_id} expired at {policy.when(licence.state.expires_at)}; renew it to play"
+                f"licence {cmd.license_id} expired at {policy.when(license.state.expires_at)}; renew it to play"
             )
-        s = licence.state
-        played = licence.play(cmd.at, rules.after_first_play(s.studio_id, s.title_id), cmd.request_id)
+        s = license.state
+        played = license.play(cmd.at, rules.after_first_play(s.studio_id, s.title_id), cmd.request_id)
         if played is None:
             return Verdict(True, "playing", license_id=cmd.license_id)
         self.record(played)
         return Verdict(True, _played_reason(played), license_id=s.license_id)
 
     def release(self, cmd: ReleaseLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
-        licence = self._held(cmd.license_id)
-        released = licence.release(cmd.at, "deleted", cmd.request_id)
+        license = self._held(cmd.license_id)
+        released = license.release(cmd.at, "deleted", cmd.request_id)
         self.record(released)
         return Verdict(True, _released_reason(released), license_id=cmd.license_id)
 
@@ -358,10 +359,10 @@ class MemberAccount(Aggregate[MemberState]):
         return device
 
     def _held(self, license_id: str) -> License:
-        licence = self.license(license_id)
-        if licence is None:
+        license = self.license(license_id)
+        if license is None:
             raise LicenseNotHeldError(f"member {self.id} holds no licence {license_id}")
-        return licence
+        return license
 
     def _deny(
         self, action: str, cmd: Command, denial: policy.Denial, title: Title, device_id: str, license_id: str | None
@@ -429,7 +430,7 @@ class MemberAccount(Aggregate[MemberState]):
     @applies(LicenseAcquired)
     def _acquired(self, e: LicenseAcquired) -> None:
         s = self.state
-        s.licences[e.license_id] = License.started(e)
+        s.licenses[e.license_id] = License.started(e)
         device = s.devices.get(e.device_id)
         if device is not None:
             device.held += 1
@@ -440,7 +441,7 @@ class MemberAccount(Aggregate[MemberState]):
 
     @applies(LicenseRenewed)
     def _renewed(self, e: LicenseRenewed) -> None:
-        state = self.state.licences.get(e.license_id)
+        state = self.state.licenses.get(e.license_id)
         if state is not None:
             License(state).renewed(e)
             self._title(e.title_id, state.studio_id).downloaded(e.at, renewal=True)
@@ -449,7 +450,7 @@ class MemberAccount(Aggregate[MemberState]):
 
     @applies(LicensePlayed)
     def _played(self, e: LicensePlayed) -> None:
-        state = self.state.licences.get(e.license_id)
+        state = self.state.licenses.get(e.license_id)
         if state is not None:
             License(state).played(e)
         self._remember(e.request_id, RequestRecord(True, e.license_id, reason=_played_reason(e)))
@@ -466,7 +467,7 @@ class MemberAccount(Aggregate[MemberState]):
     def _end(self, license_id: str) -> None:
         """A licence stops holding its device slot and its studio count."""
         s = self.state
-        state = s.licences.pop(license_id, None)
+        state = s.licenses.pop(license_id, None)
         if state is None:
             return
         device = s.devices.get(state.device_id)

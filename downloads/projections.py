@@ -39,35 +39,35 @@ def _day(moment: datetime) -> date:
     return moment.date()  # events carry UTC times, so this is the UTC day
 
 
-class ActiveLicences:
+class ActiveLicenses:
     """Licences held right now, by member, device and title (``holders`` feeds a title's
     withdrawal). A held licence past ``expires_at`` needs renewal but still holds its slot."""
 
-    name = "active_licences"
+    name = "active_licenses"
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self._licences: dict[str, dict[str, Any]] = {}
+        self._licenses: dict[str, dict[str, Any]] = {}
         self._holders: dict[str, Counter[str]] = {}
 
     def handle(self, item: Decoded) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             member = member_of(item) or ""
-            self._licences[e.license_id] = {
+            self._licenses[e.license_id] = {
                 "member_id": member, "device_id": e.device_id, "license_id": e.license_id, "title_id": e.title_id,
                 "studio_id": e.studio_id, "acquired_at": e.at, "expires_at": e.expires_at, "renewals": 0,
             }
             self._holders.setdefault(e.title_id, Counter())[member] += 1
         elif isinstance(e, LicenseRenewed | LicensePlayed):
-            row = self._licences.get(e.license_id)
+            row = self._licenses.get(e.license_id)
             if row is not None:
                 row["expires_at"] = e.expires_at
                 row["renewals"] += isinstance(e, LicenseRenewed)
         elif isinstance(e, LicenseReleased | LicenseExpired):
-            row = self._licences.pop(e.license_id, None)
+            row = self._licenses.pop(e.license_id, None)
             if row is not None:
                 holders = self._holders[row["title_id"]]
                 holders[row["member_id"]] -= 1
@@ -75,19 +75,19 @@ class ActiveLicences:
                     del holders[row["member_id"]]
 
     def rows(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._licences.values()]
+        return [dict(row) for row in self._licenses.values()]
 
     def holders(self, title_id: str) -> list[str]:
         return sorted(self._holders.get(title_id, ()))
 
     def by_member(self) -> dict[str, int]:
-        return dict(sorted(Counter(r["member_id"] for r in self._licences.values()).items()))
+        return dict(sorted(Counter(r["member_id"] for r in self._licenses.values()).items()))
 
     def by_device(self) -> dict[tuple[str, str], int]:
-        return dict(sorted(Counter((r["member_id"], r["device_id"]) for r in self._licences.values()).items()))
+        return dict(sorted(Counter((r["member_id"], r["device_id"]) for r in self._licenses.values()).items()))
 
     def __len__(self) -> int:
-        return len(self._licences)
+        return len(self._licenses)
 
 
 class DownloadsPerTitleDay:
@@ -159,7 +159,7 @@ class DevicesPerMember:
 
     def reset(self) -> None:
         self._devices: dict[str, dict[str, int]] = {}  # member -> device -> licences held
-        self._licence_device: dict[str, tuple[str, str]] = {}
+        self._license_device: dict[str, tuple[str, str]] = {}
 
     def handle(self, item: Decoded) -> None:
         e = item.event
@@ -173,9 +173,9 @@ class DevicesPerMember:
         elif isinstance(e, LicenseAcquired):
             devices = self._devices.setdefault(member, {})
             devices[e.device_id] = devices.get(e.device_id, 0) + 1
-            self._licence_device[e.license_id] = (member, e.device_id)
+            self._license_device[e.license_id] = (member, e.device_id)
         elif isinstance(e, LicenseReleased | LicenseExpired):
-            owner = self._licence_device.pop(e.license_id, None)
+            owner = self._license_device.pop(e.license_id, None)
             if owner is not None and owner[1] in self._devices.get(owner[0], {}):
                 self._devices[owner[0]][owner[1]] -= 1
 
@@ -190,14 +190,14 @@ class ReadModels:
     """The four read models, fed by one ``ProjectionRunner`` over a store's global log."""
 
     def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
-        self.active_licences = ActiveLicences()
+        self.active_licenses = ActiveLicenses()
         self.downloads_per_title_day = DownloadsPerTitleDay()
         self.denials_by_rule = DenialsByRule()
         self.devices_per_member = DevicesPerMember()
         self.runner = ProjectionRunner(store, registry or new_registry(), *self.all())
 
     def all(self) -> Iterable[Any]:
-        return (self.active_licences, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member)
+        return (self.active_licenses, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member)
 
     def catch_up(self, *, progress: Progress | None = None) -> int:
         return self.runner.run(progress=progress)

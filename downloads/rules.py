@@ -5,7 +5,7 @@ constant in code. Decisions ask the rule set; the events record facts only (ever
 every renewal), so a changed rule applies to past facts with no data migration.
 
 Resolution order for per-title rules: ``[titles.<id>]``, then ``[studios.<id>]``, then the
-defaults in ``[limits]`` / ``[licence]``.
+defaults in ``[limits]`` / ``[license]``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Limits(_Spec):
     title_downloads_per_year: Positive | None = None  # for studios that set none; absent = no limit
 
 
-class LicenceRule(_Spec):
+class LicenseRule(_Spec):
     duration_hours: Positive = 168
     expiry_after_first_play_hours: Positive | None = None
 
@@ -64,13 +64,13 @@ class LicenceRule(_Spec):
 class StudioRule(_Spec):
     title_downloads_per_year: Positive | None = None
     active_downloads: Positive | None = None
-    licence_hours: Positive | None = None
+    license_hours: Positive | None = None
     expiry_after_first_play_hours: Positive | None = None
 
 
 class TitleRule(_Spec):
     title_downloads_per_year: Positive | None = None
-    licence_hours: Positive | None = None
+    license_hours: Positive | None = None
     expiry_after_first_play_hours: Positive | None = None
 
 
@@ -78,7 +78,7 @@ class _Top(_Spec):
     name: str
     description: str = ""
     limits: Limits = Limits()
-    licence: LicenceRule = LicenceRule()
+    license: LicenseRule = LicenseRule()
     plans: dict[str, dict[str, object]] = {}
     studios: dict[str, dict[str, object]] = {}
     titles: dict[str, dict[str, object]] = {}
@@ -93,7 +93,7 @@ class RuleSet:
         name: str,
         plans: dict[str, PlanRule],
         limits: Limits | None = None,
-        licence: LicenceRule | None = None,
+        license: LicenseRule | None = None,
         studios: dict[str, StudioRule] | None = None,
         titles: dict[str, TitleRule] | None = None,
         description: str = "",
@@ -105,7 +105,7 @@ class RuleSet:
         self.description = description
         self.source = source
         self.limits = limits or Limits()
-        self.licence = licence or LicenceRule()
+        self.license = license or LicenseRule()
         self.plans = dict(plans)
         self.studios = dict(studios or {})
         self.titles = dict(titles or {})
@@ -127,7 +127,7 @@ class RuleSet:
             name=top.name,
             description=top.description,
             limits=top.limits,
-            licence=top.licence,
+            license=top.license,
             plans=plans,
             studios=studios,
             titles=titles,
@@ -165,11 +165,11 @@ class RuleSet:
         studio = self.studios.get(studio_id, self._no_studio)
         return studio.active_downloads or self.limits.studio_active_downloads
 
-    def licence_duration(self, studio_id: str, title_id: str) -> timedelta:
+    def license_duration(self, studio_id: str, title_id: str) -> timedelta:
         hours = (
-            self.titles.get(title_id, self._no_title).licence_hours
-            or self.studios.get(studio_id, self._no_studio).licence_hours
-            or self.licence.duration_hours
+            self.titles.get(title_id, self._no_title).license_hours
+            or self.studios.get(studio_id, self._no_studio).license_hours
+            or self.license.duration_hours
         )
         return timedelta(hours=hours)
 
@@ -177,7 +177,7 @@ class RuleSet:
         hours = (
             self.titles.get(title_id, self._no_title).expiry_after_first_play_hours
             or self.studios.get(studio_id, self._no_studio).expiry_after_first_play_hours
-            or self.licence.expiry_after_first_play_hours
+            or self.license.expiry_after_first_play_hours
         )
         return timedelta(hours=hours) if hours else None
 
@@ -191,7 +191,7 @@ class RuleSet:
             "name": self.name,
             "description": self.description,
             "limits": msgspec.to_builtins(self.limits),
-            "licence": msgspec.to_builtins(self.licence),
+            "license": msgspec.to_builtins(self.license),
             "plans": msgspec.to_builtins(self.plans),
             "studios": msgspec.to_builtins(self.studios),
             "titles": msgspec.to_builtins(self.titles),

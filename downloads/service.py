@@ -116,7 +116,7 @@ class DownloadService:
 
     def withdraw_title(self, title_id: str, at: datetime, request_id: str, holders: Iterable[str]) -> list[Outcome]:
         """A title leaves the catalogue: end its licences at every member that holds one.
-        ``holders`` comes from a read model (``ActiveLicences.holders``); a member missed
+        ``holders`` comes from a read model (``ActiveLicenses.holders``); a member missed
         here is caught up by their next command anyway."""
         return [
             self.handle(ExpireTitleLicenses(member_id=m, at=at, request_id=f"{request_id}.{m}", title_id=title_id))

@@ -371,7 +371,7 @@ class Simulation:
             studio = self.catalogue.title(title_id).studio_id  # type: ignore[union-attr]
             rules = self.service.rules
             m.held[outcome.license_id] = Held(
-                outcome.license_id, title_id, device, at + rules.licence_duration(studio, title_id),
+                outcome.license_id, title_id, device, at + rules.license_duration(studio, title_id),
                 first_play_expiry=rules.after_first_play(studio, title_id) is not None,
             )
             per_title = self.holders.setdefault(title_id, {})
@@ -383,7 +383,7 @@ class Simulation:
             return
         if outcome.granted:
             title = self.catalogue.title(held.title_id)
-            held.expires_at = at + self.service.rules.licence_duration(title.studio_id, title.id)  # type: ignore[union-attr]
+            held.expires_at = at + self.service.rules.license_duration(title.studio_id, title.id)  # type: ignore[union-attr]
             held.played = False
         elif m.rng.random() < 0.7:  # denied: most members then delete it
             self._release(m, held, at + timedelta(seconds=10))

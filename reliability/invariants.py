@@ -106,10 +106,10 @@ class _Limits:
         if isinstance(event, LicenseAcquired | LicenseRenewed):
             self._title(account, event, where, out)
         # bookkeeping the decisions rely on: held counts and studio counts match the licences
-        by_device = Counter(lic.device_id for lic in s.licences.values())
+        by_device = Counter(lic.device_id for lic in s.licenses.values())
         if any(by_device.get(d, 0) != dev.held for d, dev in s.devices.items()):
             out.append((BOOKKEEPING, f"{where}: device held counts {dict(by_device)} disagree with the licences held"))
-        by_studio = Counter(lic.studio_id for lic in s.licences.values())
+        by_studio = Counter(lic.studio_id for lic in s.licenses.values())
         if dict(by_studio) != {k: v for k, v in s.studio_active.items() if v}:
             out.append((BOOKKEEPING, f"{where}: studio counts {s.studio_active} disagree with the licences held"))
 

@@ -158,19 +158,19 @@ def subscribe_all(service: DownloadService, members: Iterable[str], tag: str) ->
 class MemberView:
     """What one client knows of a member: the licences it was granted."""
 
-    licences: list[str] = field(default_factory=list)
+    licenses: list[str] = field(default_factory=list)
 
 
 def next_command(rng: random.Random, member: str, request_id: str, at: datetime, view: MemberView) -> Command:
     """A seeded command, weighted toward downloads so that limits bind."""
     roll = rng.random()
     base = {"member_id": member, "at": at, "request_id": request_id}
-    if view.licences and roll < 0.12:
-        return ReleaseLicense(**base, license_id=view.licences.pop(rng.randrange(len(view.licences))))
-    if view.licences and roll < 0.22:
-        return RenewLicense(**base, license_id=rng.choice(view.licences))
-    if view.licences and roll < 0.26:
-        return PlayDownload(**base, license_id=rng.choice(view.licences))
+    if view.licenses and roll < 0.12:
+        return ReleaseLicense(**base, license_id=view.licenses.pop(rng.randrange(len(view.licenses))))
+    if view.licenses and roll < 0.22:
+        return RenewLicense(**base, license_id=rng.choice(view.licenses))
+    if view.licenses and roll < 0.26:
+        return PlayDownload(**base, license_id=rng.choice(view.licenses))
     if roll < 0.36:
         return RegisterDevice(**base, device_id=rng.choice(DEVICES), kind="phone")
     if roll < 0.39:
@@ -180,8 +180,8 @@ def next_command(rng: random.Random, member: str, request_id: str, at: datetime,
 
 def learn(view: MemberView, command: Command, ack: Ack) -> None:
     if isinstance(command, AcquireLicense) and ack.status == "granted" and ack.license_id:
-        if ack.license_id not in view.licences:
-            view.licences.append(ack.license_id)
+        if ack.license_id not in view.licenses:
+            view.licenses.append(ack.license_id)
 
 
 # -- the final check ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from downloads import Catalogue, Downloaded, DownloadService, MemberAccount, Rul
 from .frames import struct_frame
 from .render import aggregate_html
 
-LICENCE_COLUMNS = ["license_id", "title_id", "device_id", "acquired_at", "expires_at", "renewals", "expired"]
+LICENSE_COLUMNS = ["license_id", "title_id", "device_id", "acquired_at", "expires_at", "renewals", "expired"]
 LIMIT_COLUMNS = ["rule", "scope", "used", "limit", "free_again_at"]
 
 
@@ -78,18 +78,18 @@ class MemberAt:
     member: MemberAccount
     moment: datetime | None
     version: int
-    licences: pd.DataFrame
+    licenses: pd.DataFrame
     limits: pd.DataFrame
 
     def _repr_html_(self) -> str:
         when = f"as of {self.moment:%Y-%m-%d %H:%M} UTC" if self.moment else f"at version {self.version}"
         head = (
             f"<h4 style='margin: 4px 0'>{html.escape(self.member.id)} {when}: plan {self.member.state.plan}, "
-            f"{len(self.licences)} licence(s), version {self.version}</h4>"
+            f"{len(self.licenses)} licence(s), version {self.version}</h4>"
         )
-        licences = self.licences.to_html(index=False, border=0) if len(self.licences) else "<i>no licences held</i>"
+        licenses = self.licenses.to_html(index=False, border=0) if len(self.licenses) else "<i>no licences held</i>"
         limits = self.limits.to_html(index=False, border=0) if len(self.limits) else "<i>no limits in play</i>"
-        return f"{head}<b>licences</b>{licences}<b>limits</b>{limits}"
+        return f"{head}<b>licences</b>{licenses}<b>limits</b>{limits}"
 
 
 def state_at(
@@ -104,14 +104,14 @@ def state_at(
     member = (
         service.member(member_id, as_of=moment) if version is None else service.member(member_id, at_version=version)
     )
-    licences = struct_frame(member.state.licences.values())
-    licences = licences[[c for c in LICENCE_COLUMNS if c in licences.columns]] if len(licences) else licences
+    licenses = struct_frame(member.state.licenses.values())
+    licenses = licenses[[c for c in LICENSE_COLUMNS if c in licenses.columns]] if len(licenses) else licenses
     at = moment
     if at is None:  # at a version: the limits are read at that version's time
         records = service.store.read_stream(member.stream_id, upto=version, reverse=True, limit=1)
         at = records[0].recorded_at if records else datetime.now().astimezone()
     limits = limits_frame(member, service.rules, service.catalogue, at)
-    return MemberAt(member=member, moment=moment, version=member.version, licences=licences, limits=limits)
+    return MemberAt(member=member, moment=moment, version=member.version, licenses=licenses, limits=limits)
 
 
 class TimeTravel:

@@ -95,22 +95,22 @@ class BusyMember:
         self.now += timedelta(hours=rng.uniform(1, 8))
         at = self.now
         if self.held and (len(self.held) >= self.holding or rng.random() < 0.45):
-            licence = rng.choice(sorted(self.held))
+            license = rng.choice(sorted(self.held))
             choice = rng.random()
             if choice < 0.3:
                 outcome = self._send(
-                    lambda rid: PlayDownload(member_id=member, at=at, request_id=rid, license_id=licence)
+                    lambda rid: PlayDownload(member_id=member, at=at, request_id=rid, license_id=license)
                 )
             elif choice < 0.55:
                 outcome = self._send(
-                    lambda rid: RenewLicense(member_id=member, at=at, request_id=rid, license_id=licence)
+                    lambda rid: RenewLicense(member_id=member, at=at, request_id=rid, license_id=license)
                 )
                 if outcome is not None and not outcome.granted:
-                    self._send(lambda rid: ReleaseLicense(member_id=member, at=at, request_id=rid, license_id=licence))
-                    self.held.pop(licence, None)
+                    self._send(lambda rid: ReleaseLicense(member_id=member, at=at, request_id=rid, license_id=license))
+                    self.held.pop(license, None)
             else:
-                self._send(lambda rid: ReleaseLicense(member_id=member, at=at, request_id=rid, license_id=licence))
-                self.held.pop(licence, None)
+                self._send(lambda rid: ReleaseLicense(member_id=member, at=at, request_id=rid, license_id=license))
+                self.held.pop(license, None)
             return
         device, title = rng.choice(self.devices), rng.choice(self.titles)
         outcome = self._send(

@@ -20,7 +20,7 @@ from downloads import (
     Subscribe,
     Title,
 )
-from downloads.rules import LicenceRule, Limits, PlanRule, StudioRule, TitleRule
+from downloads.rules import LicenseRule, Limits, PlanRule, StudioRule, TitleRule
 from es_core import EventStore, open_store
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -44,14 +44,14 @@ def make_rules(
             "premium": PlanRule(devices_with_downloads=4),
         },
         limits=Limits(downloads_per_device=per_device, renewal_counts_as_download=renewal_counts),
-        licence=LicenceRule(duration_hours=168),
+        license=LicenseRule(duration_hours=168),
         studios={
             "strict": StudioRule(
-                title_downloads_per_year=title_limit, active_downloads=strict_cap, licence_hours=48,
+                title_downloads_per_year=title_limit, active_downloads=strict_cap, license_hours=48,
                 expiry_after_first_play_hours=24,
             ),
         },
-        titles={"film-c": TitleRule(licence_hours=72)},
+        titles={"film-c": TitleRule(license_hours=72)},
     )
 
 

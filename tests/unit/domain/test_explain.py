@@ -23,10 +23,10 @@ def test_the_timeline_lists_every_event_in_order_and_filters_by_aggregate(world:
     assert [e.event_type for e in entries] == [
         "MemberSubscribed", "DeviceRegistered", "LicenseAcquired", "LicenseAcquired", "LicenseRenewed",
     ]
-    licence = timeline(world.store, "ann", aggregate_id=a)
-    assert [e.event_type for e in licence] == ["LicenseAcquired", "LicenseRenewed"]
+    license = timeline(world.store, "ann", aggregate_id=a)
+    assert [e.event_type for e in license] == ["LicenseAcquired", "LicenseRenewed"]
     assert [e.version for e in timeline(world.store, "ann", aggregate_id="show-x")] == [4]
-    assert "downloaded film-a on phone" in licence[0].summary
+    assert "downloaded film-a on phone" in license[0].summary
 
 
 def test_a_title_limit_denial_is_explained_by_the_downloads_in_the_window(world: World) -> None:

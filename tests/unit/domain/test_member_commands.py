@@ -88,12 +88,12 @@ def test_removing_a_device_releases_its_downloads_first() -> None:
         LicenseReleased(license_id=LIC, title_id="film-a", reason="device_removed", at=T0 + H, request_id="rm"),
         DeviceRemoved(device_id="phone", at=T0 + H, request_id="rm"),
     )
-    assert member.state.licences == {} and member.state.studio_active == {}
+    assert member.state.licenses == {} and member.state.studio_active == {}
     given(MemberAccount, *JOINED).when(run(RemoveDevice(member_id="test", at=T0, request_id="x", device_id="tv"))) \
         .then_raises(UnknownDeviceError)
 
 
-def test_acquire_grants_a_licence_with_the_studio_window() -> None:
+def test_acquire_grants_a_license_with_the_studio_window() -> None:
     lic = license_id_for("test", "a1")
     member = given(MemberAccount, *JOINED).when(
         run(AcquireLicense(member_id="test", at=T0, request_id="a1", device_id="phone", title_id="film-a"))
@@ -146,7 +146,7 @@ def test_renew_pushes_the_expiry_out_from_now() -> None:
         LicenseRenewed(license_id=LIC, title_id="film-a", at=at, expires_at=at + 48 * H, remaining=1,
                        resets_at=T0 + YEAR, request_id="rn")
     )
-    assert member.state.licences[LIC].renewals == 1
+    assert member.state.licenses[LIC].renewals == 1
     given(MemberAccount, *JOINED).when(run(RenewLicense(member_id="test", at=at, request_id="x", license_id="lic-0"))) \
         .then_raises(LicenseNotHeldError)
 
@@ -191,7 +191,7 @@ def test_cancel_releases_every_download() -> None:
     assert member.state.plan is None
 
 
-def test_expire_title_licences_ends_them_at_the_leaving_moment() -> None:
+def test_expire_title_licenses_ends_them_at_the_leaving_moment() -> None:
     leaving_on = CATALOGUE.title("leaving").leaving_on  # type: ignore[union-attr]
     lic = license_id_for("test", "get-l")
     holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open", at=T0,
@@ -199,13 +199,13 @@ def test_expire_title_licences_ends_them_at_the_leaving_moment() -> None:
     member = given(MemberAccount, *holding).when(
         run(ExpireTitleLicenses(member_id="test", at=leaving_on, request_id="w", title_id="leaving"))  # type: ignore[arg-type]
     ).then(LicenseExpired(license_id=lic, title_id="leaving", at=leaving_on))  # type: ignore[arg-type]
-    assert member.state.licences == {} and member.devices_holding_downloads() == []
+    assert member.state.licenses == {} and member.devices_holding_downloads() == []
     given(MemberAccount, *holding).when(
         run(ExpireTitleLicenses(member_id="test", at=T0, request_id="w", title_id="leaving"))
     ).then_raises(InvalidCommandError, "has not left")
 
 
-def test_any_command_after_a_title_left_catches_its_licences_up() -> None:
+def test_any_command_after_a_title_left_catches_its_licenses_up() -> None:
     leaving_on = CATALOGUE.title("leaving").leaving_on  # type: ignore[union-attr]
     lic = license_id_for("test", "get-l")
     holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open", at=T0,

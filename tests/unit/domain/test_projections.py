@@ -29,7 +29,7 @@ def test_the_read_models(world: World) -> None:
     lic = _activity(world)
     models = ReadModels(world.store)
     models.catch_up()
-    active = models.active_licences
+    active = models.active_licenses
     assert {r["license_id"] for r in active.rows()} == {lic["a1"], lic["b1"]}
     assert active.by_member() == {"ann": 1, "bob": 1}
     assert active.by_device() == {("ann", "phone"): 1, ("bob", "phone"): 1}
@@ -51,10 +51,10 @@ def test_a_withdrawal_and_a_removed_device_update_the_read_models(world: World) 
     models = ReadModels(world.store)
     models.catch_up()
     leaving_on = world.catalogue.title("leaving").leaving_on  # type: ignore[union-attr]
-    world.service.withdraw_title("leaving", leaving_on, "w", models.active_licences.holders("leaving"))  # type: ignore[arg-type]
+    world.service.withdraw_title("leaving", leaving_on, "w", models.active_licenses.holders("leaving"))  # type: ignore[arg-type]
     world.send(RemoveDevice, "ann", leaving_on, device_id="phone")
     models.catch_up()
-    assert models.active_licences.rows() == []
+    assert models.active_licenses.rows() == []
     assert models.devices_per_member.rows()[0] == {"member_id": "ann", "devices": 1, "devices_holding_downloads": 0}
 
 

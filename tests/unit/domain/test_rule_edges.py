@@ -143,7 +143,7 @@ def test_the_same_history_under_a_changed_rule_needs_no_migration() -> None:
 # -- slots ---------------------------------------------------------------------------------
 
 
-def test_a_released_licence_frees_its_device_slot() -> None:
+def test_a_released_license_frees_its_device_slot() -> None:
     world = World()
     world.join(plan="basic", devices=("phone", "tablet"))
     lic = world.acquire("show-x", T0, device="phone").license_id
@@ -153,7 +153,7 @@ def test_a_released_licence_frees_its_device_slot() -> None:
     assert world.acquire("show-y", T0 + DAY, device="phone").granted  # same device: no new slot needed
     world.send(ReleaseLicense, at=T0 + 2 * DAY, license_id=lic)
     assert not world.acquire("show-x", T0 + 2 * DAY, device="tablet").granted  # phone still holds show-y
-    phone = [k for k, v in world.service.member("ann").state.licences.items() if v.device_id == "phone"]
+    phone = [k for k, v in world.service.member("ann").state.licenses.items() if v.device_id == "phone"]
     world.send(ReleaseLicense, at=T0 + 3 * DAY, license_id=phone[0])
     assert world.acquire("show-x", T0 + 3 * DAY, device="tablet").granted
 
@@ -195,7 +195,7 @@ def test_downloads_per_device_and_the_studio_cap() -> None:
 # -- the catalogue -------------------------------------------------------------------------
 
 
-def test_a_title_leaving_the_catalogue_expires_its_licences_everywhere() -> None:
+def test_a_title_leaving_the_catalogue_expires_its_licenses_everywhere() -> None:
     world = World()
     world.join("ann", plan="basic")
     world.join("bob", plan="basic")
@@ -204,11 +204,11 @@ def test_a_title_leaving_the_catalogue_expires_its_licences_everywhere() -> None
     leaving_on = world.catalogue.title("leaving").leaving_on  # type: ignore[union-attr]
     outcomes = world.service.withdraw_title("leaving", leaving_on, "withdraw-leaving", ["ann"])  # type: ignore[arg-type]
     assert [o.events for o in outcomes] == [1]
-    assert world.service.member("ann").state.licences == {}
-    assert world.service.member("bob").state.licences != {}  # not told yet ...
+    assert world.service.member("ann").state.licenses == {}
+    assert world.service.member("bob").state.licenses != {}  # not told yet ...
     late = world.acquire("show-x", leaving_on + DAY, member="bob")  # type: ignore[operator]
     assert late.granted  # ... but caught up by the next command: the slot was freed
-    assert world.service.member("bob").state.licences.keys() == {late.license_id}
+    assert world.service.member("bob").state.licenses.keys() == {late.license_id}
     denied = world.acquire("leaving", leaving_on, member="ann")
     assert denied.rule == "catalogue" and "left the catalogue on 2026-03-01 00:00 UTC" in denied.reason
     with pytest.raises(LicenseNotHeldError):  # the expired licence is gone: nothing to renew
@@ -233,7 +233,7 @@ def test_a_downgrade_keeps_downloads_but_new_ones_wait_until_devices_are_cleared
     held = {d: world.acquire("show-x", T0, device=d).license_id for d in ("phone", "tablet", "laptop")}
     changed = world.send(ChangePlan, at=T0 + DAY, plan="basic")
     assert changed.granted and "3 devices hold downloads, over the new limit of 1" in changed.reason
-    assert len(world.service.member("ann").state.licences) == 3  # nothing was taken away
+    assert len(world.service.member("ann").state.licenses) == 3  # nothing was taken away
     denied = world.acquire("show-y", T0 + DAY, device="phone")  # even on a device that holds downloads
     assert denied.rule == DEVICES_PER_PLAN and "delete the downloads on 2 other devices" in denied.reason
     world.send(ReleaseLicense, at=T0 + 2 * DAY, license_id=held["tablet"])

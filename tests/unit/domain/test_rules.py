@@ -40,8 +40,8 @@ def test_the_default_rules_carry_the_documented_defaults() -> None:
     assert rules.studio_cap("originals") == 100
     assert rules.title_limit("northlight", "harbour") == 3
     assert rules.title_limit("originals", "anything") is None  # only some studios limit titles
-    assert timedelta(hours=48) <= rules.licence_duration("northlight", "x") <= timedelta(days=7)
-    assert rules.licence_duration("originals", "x") == timedelta(days=7)
+    assert timedelta(hours=48) <= rules.license_duration("northlight", "x") <= timedelta(days=7)
+    assert rules.license_duration("originals", "x") == timedelta(days=7)
     assert rules.after_first_play("northlight", "x") == timedelta(hours=48)
     rules.check_against(load_catalogue())
 
@@ -60,7 +60,7 @@ def test_an_extending_file_overrides_key_by_key() -> None:
     generous = load_rules(RULES_DIR / "generous_title_limit.toml")
     three = load_rules(RULES_DIR / "standard_three_devices.toml")
     assert generous.title_limit("northlight", "x") == 5
-    assert generous.licence_duration("northlight", "x") == timedelta(hours=48)  # inherited beside the override
+    assert generous.license_duration("northlight", "x") == timedelta(hours=48)  # inherited beside the override
     assert generous.device_limit("standard") == 2
     assert three.device_limit("standard") == 3
     assert three.device_limit("premium") == 4
@@ -69,9 +69,9 @@ def test_an_extending_file_overrides_key_by_key() -> None:
 
 def test_title_rules_win_over_studio_rules_which_win_over_defaults() -> None:
     rules = make_rules(strict_cap=3)
-    assert rules.licence_duration("strict", "film-c") == timedelta(hours=72)  # title
-    assert rules.licence_duration("strict", "film-a") == timedelta(hours=48)  # studio
-    assert rules.licence_duration("open", "show-x") == timedelta(hours=168)  # default
+    assert rules.license_duration("strict", "film-c") == timedelta(hours=72)  # title
+    assert rules.license_duration("strict", "film-a") == timedelta(hours=48)  # studio
+    assert rules.license_duration("open", "show-x") == timedelta(hours=168)  # default
     assert rules.studio_cap("strict") == 3
     assert rules.studio_cap("open") == 100
 
@@ -152,7 +152,7 @@ def test_rules_naming_an_unknown_studio_or_title_are_refused(tmp_path: Path) -> 
     with pytest.raises(RuleFileError, match="no such studio") as caught:
         rules.check_against(make_catalogue())
     assert caught.value.key == "studios.nowhere"
-    rules = load_rules(write(tmp_path, MINIMAL + "[titles.ghost]\nlicence_hours = 2\n", "t.toml"))
+    rules = load_rules(write(tmp_path, MINIMAL + "[titles.ghost]\nlicense_hours = 2\n", "t.toml"))
     with pytest.raises(RuleFileError, match="no such title"):
         rules.check_against(make_catalogue())
 

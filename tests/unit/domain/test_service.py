@@ -146,9 +146,9 @@ def test_state_as_of_a_simulated_time(world: World) -> None:
     world.join()
     lic = world.acquire("show-x", T0 + DAY).license_id
     world.send(ReleaseLicense, at=T0 + 3 * DAY, license_id=lic)
-    assert lic in world.service.member("ann", as_of=T0 + 2 * DAY).state.licences
-    assert world.service.member("ann", as_of=T0 + 4 * DAY).state.licences == {}
-    assert world.service.member("ann", as_of=T0 + DAY - timedelta(seconds=1)).state.licences == {}
+    assert lic in world.service.member("ann", as_of=T0 + 2 * DAY).state.licenses
+    assert world.service.member("ann", as_of=T0 + 4 * DAY).state.licenses == {}
+    assert world.service.member("ann", as_of=T0 + DAY - timedelta(seconds=1)).state.licenses == {}
 
 
 def test_the_service_works_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]
