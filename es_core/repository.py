@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from .aggregate import Aggregate
 from .codec import EventRegistry
+from .encoding import NO_METADATA, encode_metadata
 from .errors import (
     ConcurrencyError,
     EventSourcingError,
@@ -21,8 +22,8 @@ from .errors import (
     StoreCorruptionError,
     StoreError,
 )
-from .events import AppendResult, RecordedEvent, Snapshot, event_id_from
-from .limits import NO_METADATA, encode_metadata
+from .events import AppendResult, PayloadRow, RecordedEvent, Snapshot
+from .ids import event_id_from
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
 from .stores.base import EventStore
 
@@ -107,13 +108,12 @@ class Repository(Generic[A]):
             self.stats.snapshot_hits += 1
         if at_version == 0:
             return aggregate
-        # a backend that can hand over stored payloads undecoded lets a replay decode each one
-        # straight into its event class (as_of needs each event's time, so it reads records)
-        read_payloads = getattr(self.store, "read_stream_payloads", None) if as_of is None else None
-        rows: list[tuple[int, str, int, bytes]] = []
+        # a replay decodes each stored payload straight into its event class; as_of needs each
+        # event's time, so it reads whole records
+        rows: list[PayloadRow] = []
         records: list[RecordedEvent] = []
-        if read_payloads is not None:
-            rows = read_payloads(stream_id, after=start, upto=at_version)
+        if as_of is None:
+            rows = self.store.read_stream_payloads(stream_id, after=start, upto=at_version)
             first = rows[0][0] if rows else None
         else:
             records = self.store.read_stream(stream_id, after=start, upto=at_version)
@@ -129,10 +129,7 @@ class Repository(Generic[A]):
                 f"{stream_id!r}: the events after version {start} were archived "
                 f"and no usable snapshot covers them"
             )
-        if read_payloads is not None:
-            replayed = self._replay_payloads(aggregate, rows)
-        else:
-            replayed = self._replay(aggregate, records, as_of)
+        replayed = self._replay_payloads(aggregate, rows) if as_of is None else self._replay(aggregate, records, as_of)
         if at_version is not None and aggregate.version < at_version:
             raise InvalidInputError(f"{stream_id!r} has {aggregate.version} events, fewer than {at_version}")
         aggregate.replayed_on_load = replayed
@@ -153,7 +150,7 @@ class Repository(Generic[A]):
         self.stats.events_replayed += replayed
         return replayed
 
-    def _replay_payloads(self, aggregate: A, rows: list[tuple[int, str, int, bytes]]) -> int:
+    def _replay_payloads(self, aggregate: A, rows: list[PayloadRow]) -> int:
         decode, apply, stream_id = self.registry.decode_json, aggregate.apply, aggregate.stream_id
         expected = aggregate.version + 1
         for version, event_type, schema_version, data in rows:
@@ -231,7 +228,7 @@ class Repository(Generic[A]):
                 for i, event in enumerate(aggregate.pending)
             ]
         try:
-            result = self.store._append_prepared(stream_id, new_events, aggregate.version)
+            result = self.store.append_prepared(stream_id, new_events, aggregate.version)
         except (ConcurrencyError, StoreError):
             self._cache.pop(stream_id, None)
             raise

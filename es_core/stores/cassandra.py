@@ -55,8 +55,9 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..events import AppendResult, Expect, ExpectedVersion, RecordedEvent, Snapshot
-from ..limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, PreparedEvent, check_stream_id
+from ..events import AppendResult, Expect, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
+from ..limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES
+from ..validation import check_stream_id
 from .base import Clock, EventStore, check_expected, match_retry
 from .base import micros as _micros
 from .base import moment as _moment
@@ -84,7 +85,6 @@ class _QuietNegotiation(logging.Filter):
 
 logging.getLogger("cassandra.cluster").addFilter(_QuietNegotiation())
 
-_decode = msgspec.json.decode
 _MAX_VERSION = (1 << 62) - 1
 _MAX_LIMIT = (1 << 31) - 1
 _SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
@@ -780,19 +780,12 @@ class CassandraStore(EventStore):
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         with TRANSLATED:
             rows = self._rows(stream_id, after, upto, limit, reverse)
-        return [_record(stream_id, r) for r in rows]
+        return [_stored(stream_id, r) for r in rows]
 
-    def read_stream_payloads(
-        self, stream_id: str, *, after: int = 0, upto: int | None = None
-    ) -> list[tuple[int, str, int, bytes]]:
-        """(version, event type, schema version, JSON data) of the stream's events with
-        ``after < version <= upto``, payloads left encoded: the repository's replay fast path."""
-        stream_id = check_stream_id(stream_id)
-        if upto is not None and upto <= after:
-            return []
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         with TRANSLATED:
             rows = self._rows(stream_id, after, upto, None, False, payloads=True)
         return [(r[0], r[1], r[2], r[3]) for r in rows]
@@ -802,7 +795,7 @@ class CassandraStore(EventStore):
             self._live()
             return self._tail(stream_id)
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         with TRANSLATED:
             self._live()
             slots = self._feed.read(after)
@@ -812,11 +805,11 @@ class CassandraStore(EventStore):
                 rows = next(slots, None)
             if rows is None:
                 return
-            for stream_id, row in rows:
-                if limit is not None and produced >= limit:
-                    return
-                produced += 1
-                yield _record(stream_id, row)
+            if limit is not None:
+                rows = rows[: limit - produced]
+            produced += len(rows)
+            if rows:
+                yield [_stored(stream_id, row) for stream_id, row in rows]
 
     def head_position(self) -> int:
         with TRANSLATED:
@@ -979,17 +972,12 @@ class _Answer(Exception):
         self.result = result
 
 
-def _record(stream_id: str, row: tuple[Any, ...]) -> RecordedEvent:
-    return RecordedEvent(
-        stream_id=stream_id,
-        version=row[0],
-        position=row[7],
-        event_id=row[1],
-        event_type=row[2],
-        schema_version=row[3],
-        data=_decode(row[4]),
-        metadata=_decode(row[5]),
-        recorded_at=_moment(row[6]),
+def _stored(stream_id: str, row: tuple[Any, ...]) -> StoredEvent:
+    """A row of ``EVENT_COLUMNS`` as a stored event (decoded by ``EventStore``, like every backend's)."""
+    event_id = row[1]
+    return StoredEvent(
+        stream_id, row[0], row[7], event_id.bytes if event_id is not None else b"", row[2], row[3], row[4], row[5],
+        row[6],
     )
 
 

@@ -26,8 +26,8 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot, uuid_from_bytes
-from ..limits import PreparedEvent, check_stream_id
+from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
+from ..ids import uuid_from_bytes
 from .base import EventStore, check_expected, match_retry
 from .base import micros as _micros
 from .base import moment as _moment
@@ -82,7 +82,9 @@ each page once however often it changed, and fsyncs: checkpointing a quarter as 
 bulk simulations (``synchronous=normal``) about 20% faster and durable appends 1-2% faster on
 the benchmark machine. The cost: a WAL file up to this size beside the database."""
 
+# selected in StoredEvent's field order, so a row is a StoredEvent as sqlite3 returns it
 _COLUMNS = "stream_id, version, position, event_id, event_type, schema_version, data, metadata, recorded_at"
+_SELECT_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _SELECT_VERSION = "SELECT MAX(version) FROM events WHERE stream_id = ?"
 _SELECT_ID = "SELECT 1 FROM events WHERE event_id = ?"
 _PRUNE_SNAPSHOTS = (
@@ -100,32 +102,6 @@ _INSERT = (
     "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_decode = msgspec.json.decode
-
-
-
-def _row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
-    try:
-        return _unchecked_row_to_event(row)
-    except (msgspec.DecodeError, TypeError, ValueError, OverflowError) as exc:
-        # stored bytes the code cannot read: say so in the project's terms, naming the event
-        where = f"stored event {row[0]!r} v{row[1]} (position {row[2]})"
-        raise StoreCorruptionError(f"{where} is unreadable: {exc}") from exc
-
-
-def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
-    return RecordedEvent(
-        stream_id=row[0],
-        version=row[1],
-        position=row[2],
-        event_id=uuid_from_bytes(row[3]),
-        event_type=row[4],
-        schema_version=row[5],
-        data=_decode(row[6]),
-        metadata=_decode(row[7]),
-        recorded_at=_moment(row[8]),
-    )
-
 
 def _row(stream_id: str, version: int, event: PreparedEvent, at: int) -> tuple[object, ...]:
     """An event's values in ``_INSERT``'s order."""
@@ -277,7 +253,7 @@ class SQLiteStore(EventStore):
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
         params: list[object] = [stream_id, after]
         if upto is not None:
@@ -288,18 +264,9 @@ class SQLiteStore(EventStore):
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock, _TRANSLATED:
-            rows = self._db.execute(sql, params).fetchall()
-        return [_row_to_event(r) for r in rows]
+            return self._db.execute(sql, params).fetchall()  # type: ignore[no-any-return]  # rows: see _COLUMNS
 
-    def read_stream_payloads(
-        self, stream_id: str, *, after: int = 0, upto: int | None = None
-    ) -> list[tuple[int, str, int, bytes]]:
-        """(version, event type, schema version, JSON data) of the stream's events with
-        ``after < version <= upto``, in order, payloads left encoded.
-
-        Not part of the ``EventStore`` contract: an optional fast path the repository uses for
-        replays, which decode each payload straight into its event class."""
-        stream_id = check_stream_id(stream_id)
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         with self._lock, _TRANSLATED:
             if upto is None:
                 return self._db.execute(_SELECT_PAYLOADS, (stream_id, after)).fetchall()
@@ -310,19 +277,15 @@ class SQLiteStore(EventStore):
             row = self._db.execute(_SELECT_VERSION, (stream_id,)).fetchone()
         return row[0] or 0
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         produced = 0
         while limit is None or produced < limit:
             size = page_size if limit is None else min(page_size, limit - produced)
             with self._lock, _TRANSLATED:
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                    (after, size),
-                ).fetchall()
+                rows = self._db.execute(_SELECT_PAGE, (after, size)).fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield _row_to_event(row)
+            yield rows
             produced += len(rows)
             after = rows[-1][2]
 
