@@ -12,6 +12,7 @@ from .errors import SnapshotError, UnhandledEventError
 
 S = TypeVar("S", bound=msgspec.Struct)
 Handler = Callable[[Any, Any], None]
+_STATE_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
 
 
 def applies(event_cls: type[DomainEvent]) -> Callable[[Handler], Handler]:
@@ -77,9 +78,12 @@ class Aggregate(Generic[S]):
         return msgspec.json.encode(self.state)
 
     def restore_state(self, state: bytes) -> None:
+        decoder = _STATE_DECODERS.get(self.State)
+        if decoder is None:  # one per State class: a prepared decoder, not a type lookup per load
+            decoder = _STATE_DECODERS[self.State] = msgspec.json.Decoder(self.State)
         try:
-            self.state = msgspec.json.decode(state, type=self.State)  # type: ignore[assignment]
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.state = decoder.decode(state)
+        except msgspec.DecodeError as exc:  # includes ValidationError
             raise SnapshotError(f"{type(self).__name__} snapshot does not decode: {exc}") from exc
 
     def __repr__(self) -> str:

@@ -86,6 +86,7 @@ class EventRegistry:
         self._retired: dict[str, int] = {}
         self._validated = False
         self._decoders: dict[type[DomainEvent], msgspec.json.Decoder[Any]] = {}
+        self._current: dict[str, tuple[int, Callable[[bytes], DomainEvent]]] | None = None
         # per class that prepare() has checked once: (event type, schema version, encodes directly)
         self._prepared_as: dict[type[DomainEvent], tuple[str, int, bool]] = {}
         self.tolerant = tolerant
@@ -105,7 +106,7 @@ class EventRegistry:
         if cls.schema_version < cls.first_schema_version:
             raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
         self._classes[name] = cls
-        self._validated = False
+        self._changed()
         return cls
 
     def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
@@ -160,7 +161,7 @@ class EventRegistry:
         if event_type in self._retired:
             raise UpcasterChainError(f"event type {event_type!r} is retired twice")
         self._retired[event_type] = upto_version
-        self._validated = False
+        self._changed()
 
     def _add(self, event_type: str, from_version: int, info: _StepInfo) -> None:
         key = (event_type, from_version)
@@ -169,7 +170,11 @@ class EventRegistry:
         if not isinstance(from_version, int) or from_version < 1:
             raise UpcasterChainError(f"upcaster from-version must be >= 1, not {from_version!r}")
         self._steps[key] = info
+        self._changed()
+
+    def _changed(self) -> None:
         self._validated = False
+        self._current = None
 
     # -- checking ------------------------------------------------------------------------
 
@@ -323,11 +328,8 @@ class EventRegistry:
         ``decode``. ``stream_id`` and ``version`` only name the event in errors."""
         cls = self._classes.get(event_type)
         if self._validated and cls is not None and cls.schema_version == schema_version:
-            decoder = self._decoders.get(cls)
-            if decoder is None:
-                decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
             try:
-                return [decoder.decode(data)]
+                return [self._decoder(cls).decode(data)]
             except msgspec.DecodeError as exc:  # includes ValidationError
                 raise EventDecodeError(
                     f"stored event ({event_type} v{schema_version}, stream {stream_id!r} v{version}) "
@@ -339,6 +341,26 @@ class EventRegistry:
             raise EventDecodeError(f"stored event (stream {stream_id!r} v{version}) is not JSON: {exc}") from exc
         shapes = self._upcast_shape_or_skip(event_type, schema_version, payload)
         return self._typed(shapes, event_type, schema_version, stream_id, version)
+
+    def current_decoders(self) -> Mapping[str, tuple[int, Callable[[bytes], DomainEvent]]]:
+        """Each registered event type's current schema version and a function that decodes a
+        JSON payload of that version straight into its class: ``decode_json``'s common case
+        without its call, for replays. A payload that does not fit raises ``msgspec`` errors
+        here; ``decode_json`` reports the same payload as ``EventDecodeError``."""
+        if not self._validated:
+            self.validate()
+        current = self._current
+        if current is None:
+            current = self._current = {
+                name: (cls.schema_version, self._decoder(cls).decode) for name, cls in self._classes.items()
+            }
+        return current
+
+    def _decoder(self, cls: type[DomainEvent]) -> msgspec.json.Decoder[Any]:
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
+        return decoder
 
     def _typed(
         self, shapes: list[Shape], event_type: str, schema_version: int, stream_id: str, version: int,

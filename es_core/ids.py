@@ -39,9 +39,9 @@ def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` for a value known to be a 128-bit int, without the constructor's
     argument parsing (most of an id's cost on the append path). UUID keeps its state in two
     slots, set here as ``uuid`` itself sets them when it unpickles one."""
-    made = _new_uuid(uuid.UUID)
-    _set_int(made, value)
-    _set_is_safe(made, _UNKNOWN_SAFETY)
+    made = new_uuid(uuid.UUID)
+    set_int(made, value)
+    set_is_safe(made, UNKNOWN_SAFETY)
     return made
 
 
@@ -57,12 +57,14 @@ _NAMESPACE_BYTES = _NAMESPACE.bytes
 _V5_CLEAR = ~(0xF000 << 64 | 0xC000 << 48) & (1 << 128) - 1  # the version and variant bits...
 _V5_SET = 5 << 76 | 0x8000 << 48  # ...set to version 5, RFC 4122 variant
 _sha1 = hashlib.sha1
-_new_uuid = uuid.UUID.__new__
-# the slots' own descriptors: half the cost of object.__setattr__, which looks the name up first.
-# typeshed declares UUID.int and UUID.is_safe as properties, so mypy cannot see the slot's __set__.
-_set_int = uuid.UUID.int.__set__  # type: ignore[attr-defined]
-_set_is_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined]
-_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
+# The steps of uuid_from_int, named for the log's decoding loop, which takes them without a call
+# (es_core.encoding). The slots' own descriptors cost half of object.__setattr__, which looks the
+# name up first; typeshed declares UUID.int and UUID.is_safe as properties, so mypy cannot see
+# the slots' __set__.
+new_uuid = uuid.UUID.__new__
+set_int = uuid.UUID.int.__set__  # type: ignore[attr-defined]
+set_is_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined]
+UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 # Event ids must be unique, not secret (they name events; they guard nothing), so their random
 # bits come from a generator seeded from the OS once per process rather than a system call per

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from ..clock import Clock, micros, moment, utc_now
-from ..encoding import decode_stored_page
+from ..encoding import decode_stored_page, decode_stored_pages
 from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, SnapshotError
 from ..events import (
     AppendResult,
@@ -170,7 +170,7 @@ class EventStore(abc.ABC):
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return _decoded(self._read_all(after, limit, page_size))
+        return decode_stored_pages(self._read_all(after, limit, page_size))
 
     @abc.abstractmethod
     def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
@@ -274,11 +274,6 @@ class EventStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _decoded(pages: Iterator[list[StoredEvent]]) -> Iterator[RecordedEvent]:
-    for page in pages:
-        yield from decode_stored_page(page)
 
 
 def check_expected(

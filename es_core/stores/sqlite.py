@@ -193,8 +193,38 @@ class SQLiteStore(EventStore):
                         last_position=position,
                         recorded_at=recorded_at,
                     )
+        elif len(events) > 1 and type(expected) is int:
+            # A batch at an exact expected version: the same keys and trigger check its first row
+            # (and the rows after it follow on), so it needs no read of the stream's version first
+            with self._lock, _TRANSLATED:
+                last_position = self._insert_batch(stream_id, events, expected, _micros(recorded_at))
+            if last_position is not None:
+                return AppendResult(
+                    stream_id=stream_id,
+                    first_version=expected + 1,
+                    last_version=expected + len(events),
+                    last_position=last_position,
+                    recorded_at=recorded_at,
+                )
         with self._lock, _TRANSLATED:
             return self._append_in_transaction(stream_id, events, expected, recorded_at)
+
+    def _insert_batch(self, stream_id: str, events: list[PreparedEvent], expected: int, at: int) -> int | None:
+        """Insert the events at versions ``expected + 1...`` in one transaction: the last one's
+        position, or None (and nothing written) when a key or the gap trigger refuses a row."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            position = self._insert(stream_id, events, expected, at)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            return None
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return position
 
     def _append_in_transaction(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
@@ -211,12 +241,7 @@ class SQLiteStore(EventStore):
                     return self._retry(stream_id, events)
                 raise conflict
             try:
-                rows = [_row(stream_id, current + i, e, at) for i, e in enumerate(events, start=1)]
-                if len(rows) == 1:  # one statement, and its rowid for free
-                    last_position = db.execute(_INSERT, rows[0]).lastrowid
-                else:
-                    db.executemany(_INSERT, rows)
-                    last_position = db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None
+                last_position = self._insert(stream_id, events, current, at)
             except sqlite3.IntegrityError:
                 # The (stream, version) key cannot clash under the write lock, so an event id is
                 # stored already: a retry of an append that landed (its result is returned), or a
@@ -235,6 +260,15 @@ class SQLiteStore(EventStore):
             last_position=last_position,
             recorded_at=recorded_at if events else None,
         )
+
+    def _insert(self, stream_id: str, events: list[PreparedEvent], after: int, at: int) -> int | None:
+        """Insert the events at versions ``after + 1...`` (inside a transaction); the last one's
+        position, None for no events. ``sqlite3.IntegrityError`` when a key or the trigger refuses."""
+        rows = [_row(stream_id, after + i, e, at) for i, e in enumerate(events, start=1)]
+        if len(rows) == 1:  # one statement, and its rowid for free
+            return self._db.execute(_INSERT, rows[0]).lastrowid
+        self._db.executemany(_INSERT, rows)
+        return self._db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None  # type: ignore[no-any-return]
 
     def _retry(self, stream_id: str, events: list[PreparedEvent]) -> AppendResult:
         ids = [e.event_id.bytes for e in events]
