@@ -19,7 +19,7 @@ def applies(event_cls: type[DomainEvent]) -> Callable[[Handler], Handler]:
     """Mark an aggregate method as the handler that applies ``event_cls`` to the state."""
 
     def mark(fn: Handler) -> Handler:
-        fn._applies_to = event_cls  # type: ignore[attr-defined]
+        fn._applies_to = event_cls  # type: ignore[attr-defined]  # a marker on the function object, read by __init_subclass__
         return fn
 
     return mark
@@ -53,7 +53,7 @@ class Aggregate(Generic[S]):
         self.stream_id = self.stream_id_for(aggregate_id)  # once: every save and load names it
         self.version = 0  # events stored so far (as loaded or saved)
         self.pending: list[DomainEvent] = []
-        self.state: S = self.State()  # type: ignore[assignment]
+        self.state: S = self.State()  # type: ignore[assignment]  # State is S's class; a ClassVar cannot name S
         self.replayed_on_load = 0  # events applied after the snapshot (if any) at the last load
         self.snapshot_version = 0  # version of the snapshot this instance was loaded from or saved
 

@@ -60,10 +60,11 @@ def _encode_mapping(name: str, value: object) -> bytes:
         plain = type(value) is dict and plain_json(value)
     except RecursionError as exc:
         raise InvalidEventError(f"event {name} is nested too deeply to store") from exc
-    if not plain and not isinstance(value, Mapping):
-        raise InvalidEventError(f"event {name} must be a mapping, not {type(value).__name__}")
-    if not plain and type(value) is not dict:
-        value = dict(value)  # type: ignore[call-overload]  # mypy lost that value is a Mapping here
+    if not plain:
+        if not isinstance(value, Mapping):
+            raise InvalidEventError(f"event {name} must be a mapping, not {type(value).__name__}")
+        if type(value) is not dict:
+            value = dict(value)  # any Mapping: the encoder takes dicts
     try:
         return _encoder.encode(value if plain else checked_json(value, name))
     except RecursionError as exc:

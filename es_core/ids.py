@@ -59,11 +59,10 @@ _V5_SET = 5 << 76 | 0x8000 << 48  # ...set to version 5, RFC 4122 variant
 _sha1 = hashlib.sha1
 # The steps of uuid_from_int, named for the log's decoding loop, which takes them without a call
 # (es_core.encoding). The slots' own descriptors cost half of object.__setattr__, which looks the
-# name up first; typeshed declares UUID.int and UUID.is_safe as properties, so mypy cannot see
-# the slots' __set__.
+# name up first.
 new_uuid = uuid.UUID.__new__
-set_int = uuid.UUID.int.__set__  # type: ignore[attr-defined]
-set_is_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined]
+set_int = vars(uuid.UUID)["int"].__set__
+set_is_safe = vars(uuid.UUID)["is_safe"].__set__
 UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 # Event ids must be unique, not secret (they name events; they guard nothing), so their random

@@ -362,10 +362,10 @@ class CassandraStore(EventStore):
                 cluster.shutdown()
 
     @property
-    def url(self) -> str:  # type: ignore[override]
+    def url(self) -> str:  # type: ignore[override]  # a property where the base has a plain attribute
         """A URL that reopens this store: same nodes, keyspace and settings."""
         netloc = ",".join(f"[{h}]" if ":" in h else h for h in self.hosts) + f":{self.port}"
-        query = {"replication_factor": self.replication_factor, "bucket_width": self.bucket_width}
+        query: dict[str, object] = {"replication_factor": self.replication_factor, "bucket_width": self.bucket_width}
         for key, value in (
             ("datacenter", self.datacenter),
             ("consistency", self.consistency),
@@ -595,6 +595,7 @@ class CassandraStore(EventStore):
                 bucket,
                 at + 1,
             )
+            values: tuple[Any, ...]
             if first_path:
                 values = (at + n, first_id, positions[-1], fence or 0, *row, fence)
                 statement: Any = self._q(_FIRST_ROW_FIRST).bind(values)
@@ -760,9 +761,10 @@ class CassandraStore(EventStore):
                 if len(out) >= want:
                     break
             return out
-        bucket: int | None = start
+        next_bucket: int | None = start
         last = start
-        while bucket is not None:
+        while next_bucket is not None:
+            bucket = next_bucket
             last = bucket
             rows = first_rows if first_rows is not None and bucket == start else fetch(bucket, len(out))
             if rows:
@@ -774,7 +776,7 @@ class CassandraStore(EventStore):
             if head is None or head >= high or len(out) >= want:
                 break
             following = head // self.bucket_width
-            bucket = following if following != bucket else None
+            next_bucket = following if following != bucket else None
         self._remember_tail(stream_id, last)
         return out
 

@@ -201,7 +201,7 @@ class Feed:
     def announce(self, stream_id: str, bucket: int, positions: list[int], first_version: int) -> None:
         """List the partition under every slot its positions fall in (unless this handle did,
         for this version or an earlier one); raises ``LeaseExpired`` when that came too late."""
-        calls = []
+        calls: list[tuple[Any, tuple[Any, ...]]] = []
         done = []
         for slot in {slot_of(positions[0]), slot_of(positions[-1])}:
             key = (stream_id, bucket, slot)

@@ -11,15 +11,16 @@ from datetime import datetime
 import msgspec
 
 from ..events import AppendResult, ExpectedVersion, PreparedEvent, Snapshot, StoredEvent
-from .base import EventStore, check_expected, match_retry, micros, moment
+from ..limits import MAX_PAYLOAD_BYTES
+from .base import Clock, EventStore, check_expected, match_retry, micros, moment
 
 
 class MemoryStore(EventStore):
     scheme = "memory"
     url = "memory://"
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
+        super().__init__(clock=clock, payload_limit=payload_limit)
         self._lock = threading.RLock()
         self._streams: dict[str, list[StoredEvent]] = {}
         self._versions: dict[str, int] = {}

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -28,7 +29,8 @@ from ..errors import (
 )
 from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
 from ..ids import uuid_from_bytes
-from .base import EventStore, check_expected, match_retry
+from ..limits import MAX_PAYLOAD_BYTES
+from .base import Clock, EventStore, check_expected, match_retry
 from .base import micros as _micros
 from .base import moment as _moment
 
@@ -135,9 +137,10 @@ class SQLiteStore(EventStore):
         busy_timeout_ms: int = 30_000,
         synchronous: str = "full",
         page_size: int = PAGE_SIZE,
-        **kwargs: object,
+        clock: Clock | None = None,
+        payload_limit: int = MAX_PAYLOAD_BYTES,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(clock=clock, payload_limit=payload_limit)
         if synchronous not in self.SYNCHRONOUS:
             raise InvalidInputError(f"synchronous must be one of {self.SYNCHRONOUS}, not {synchronous!r}")
         if type(page_size) is not int or not 512 <= page_size <= 65536 or page_size & (page_size - 1):
@@ -268,7 +271,8 @@ class SQLiteStore(EventStore):
         if len(rows) == 1:  # one statement, and its rowid for free
             return self._db.execute(_INSERT, rows[0]).lastrowid
         self._db.executemany(_INSERT, rows)
-        return self._db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None  # type: ignore[no-any-return]
+        position: int | None = self._db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None
+        return position
 
     def _retry(self, stream_id: str, events: list[PreparedEvent]) -> AppendResult:
         ids = [e.event_id.bytes for e in events]
@@ -298,7 +302,8 @@ class SQLiteStore(EventStore):
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock, _TRANSLATED:
-            return self._db.execute(sql, params).fetchall()  # type: ignore[no-any-return]  # rows: see _COLUMNS
+            rows: list[StoredEvent] = self._db.execute(sql, params).fetchall()  # in StoredEvent's order: _COLUMNS
+        return rows
 
     def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         with self._lock, _TRANSLATED:
@@ -325,7 +330,8 @@ class SQLiteStore(EventStore):
 
     def head_position(self) -> int:
         with self._lock, _TRANSLATED:
-            return self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+            head: int = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+        return head
 
     def schema_census(self) -> dict[tuple[str, int], int]:
         with self._lock, _TRANSLATED:
@@ -437,7 +443,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:  # never swallows: an sqlite3 error leaves translated, anything else as it is
         if exc is None or not isinstance(exc, sqlite3.Error):
             return False
         raise translate_sqlite_error(exc) from exc
