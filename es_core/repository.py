@@ -93,9 +93,13 @@ class Repository(Generic[A]):
             aggregate.version, aggregate.snapshot_version = version, snapshot_version
             self.stats.cache_hits += 1
             return aggregate
-        snapshot = self._usable_snapshot(aggregate, at_version, as_of)
+        rows: list[PayloadRow] | None = None
+        if as_of is None:  # the snapshot and the events after it, in one read where the backend can
+            snapshot, rows = self._snapshot_and_tail(aggregate, at_version)
+        else:
+            snapshot = self._usable_snapshot(aggregate, at_version, as_of)
         try:
-            return self._load_from(aggregate, snapshot, at_version, as_of)
+            return self._load_from(aggregate, snapshot, at_version, as_of, rows)
         except _SnapshotAhead:
             # a snapshot past the stream's end (restored from elsewhere, or the events were lost):
             # trusting it would leave every later save in conflict, so rebuild from the events
@@ -104,7 +108,12 @@ class Repository(Generic[A]):
             self.stats.snapshot_hits -= 1
             return self._load_from(self.aggregate_cls(aggregate_id), None, at_version, as_of)
 
-    def _load_from(self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None) -> A:
+    def _load_from(
+        self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None,
+        rows: list[PayloadRow] | None = None,
+    ) -> A:
+        """Replay onto ``aggregate`` (restored from ``snapshot`` already, if any) the events after
+        the snapshot, up to ``at_version`` or ``as_of``; ``rows``: those events, read already."""
         stream_id = aggregate.stream_id
         start = 0
         if snapshot is not None:  # its state is restored already
@@ -114,10 +123,10 @@ class Repository(Generic[A]):
             return aggregate
         # a replay decodes each stored payload straight into its event class; as_of needs each
         # event's time, so it reads whole records
-        rows: list[PayloadRow] = []
         records: list[RecordedEvent] = []
         if as_of is None:
-            rows = self.store.read_stream_payloads(stream_id, after=start, upto=at_version)
+            if rows is None:
+                rows = self.store.read_stream_payloads(stream_id, after=start, upto=at_version)
             first = rows[0][0] if rows else None
         else:
             records = self.store.read_stream(stream_id, after=start, upto=at_version)
@@ -133,7 +142,10 @@ class Repository(Generic[A]):
                 f"{stream_id!r}: the events after version {start} were archived "
                 f"and no usable snapshot covers them"
             )
-        replayed = self._replay_payloads(aggregate, rows) if as_of is None else self._replay(aggregate, records, as_of)
+        if rows is not None:
+            replayed = self._replay_payloads(aggregate, rows)
+        else:
+            replayed = self._replay(aggregate, records, as_of)
         if at_version is not None and aggregate.version < at_version:
             raise InvalidInputError(f"{stream_id!r} has {aggregate.version} events, fewer than {at_version}")
         aggregate.replayed_on_load = replayed
@@ -159,15 +171,16 @@ class Repository(Generic[A]):
         a handler takes the replay plan: decoded straight into its class and handed to the
         handler, as ``registry.decode_json`` and ``aggregate.apply`` would (a test holds the two
         paths to the same state); anything else (older shapes, unknown types) takes those."""
+        if not rows:
+            return 0
+        if rows[-1][0] - rows[0][0] != len(rows) - 1 or rows[0][0] != aggregate.version + 1:
+            # versions come sorted and unique, so they are consecutive exactly when this holds
+            raise _gap(aggregate, _first_jump(aggregate.version, rows))
         plan, decode = self._replay_plan(), self.registry.decode_json
         apply, stream_id = aggregate.apply, aggregate.stream_id
-        expected = aggregate.version + 1
         version, event_type, schema_version, data = 0, "", 0, b""
         try:
             for version, event_type, schema_version, data in rows:
-                if version != expected:
-                    raise _gap(aggregate, version)
-                expected += 1
                 step = plan.get(event_type)
                 if step is not None and step[0] == schema_version:
                     step[2](aggregate, step[1](data))
@@ -177,8 +190,7 @@ class Repository(Generic[A]):
         except msgspec.DecodeError:  # a payload that does not fit: decode_json says so in the project's terms
             decode(event_type, schema_version, data, stream_id=stream_id, version=version)
             raise
-        if rows:
-            aggregate.version = rows[-1][0]
+        aggregate.version = version
         self.stats.events_replayed += len(rows)
         return len(rows)
 
@@ -199,6 +211,24 @@ class Repository(Generic[A]):
             self._plan_source = decoders
         return self._plan
 
+    def _snapshot_and_tail(
+        self, aggregate: A, at_version: int | None
+    ) -> tuple[Snapshot | None, list[PayloadRow] | None]:
+        """The usable snapshot at or before ``at_version`` (restored onto ``aggregate``) and the
+        payload rows after it; rows None when they must be read again (after no snapshot)."""
+        try:
+            snapshot, rows = self.store.read_snapshot_and_tail(aggregate.stream_id, upto=at_version)
+        except StoreError:
+            raise  # the backend failing is not a bad snapshot: let the caller see it
+        except EventSourcingError as exc:
+            log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
+            self.stats.snapshots_ignored += 1
+            return None, None
+        if snapshot is None:
+            return None, rows
+        usable = self._usable(aggregate, snapshot)
+        return (usable, rows) if usable is not None else (None, None)  # unusable: its tail is not enough
+
     def _usable_snapshot(self, aggregate: A, at_version: int | None, as_of: datetime | None) -> Snapshot | None:
         try:
             snapshot = self._find_snapshot(aggregate.stream_id, at_version, as_of)
@@ -208,8 +238,10 @@ class Repository(Generic[A]):
             log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
             self.stats.snapshots_ignored += 1
             return None
-        if snapshot is None:
-            return None
+        return self._usable(aggregate, snapshot) if snapshot is not None else None
+
+    def _usable(self, aggregate: A, snapshot: Snapshot) -> Snapshot | None:
+        """``snapshot`` restored onto ``aggregate`` if its state fits the code, else None (counted)."""
         cls = self.aggregate_cls
         if snapshot.state_type != cls.aggregate_type or snapshot.state_schema_version != cls.state_schema_version:
             log.info(
@@ -324,6 +356,15 @@ class Repository(Generic[A]):
 
 class _SnapshotAhead(Exception):
     """Internal: the snapshot covers versions the stream does not have."""
+
+
+def _first_jump(version: int, rows: list[PayloadRow]) -> int:
+    """The first row's version that does not follow the one before it."""
+    for row in rows:
+        if row[0] != version + 1:
+            return row[0]
+        version = row[0]
+    raise AssertionError("the rows follow on from the version")
 
 
 def _gap(aggregate: Aggregate[Any], version: int) -> StoreCorruptionError:
