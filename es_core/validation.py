@@ -30,6 +30,7 @@ __all__ = [
 
 _EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:\-]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PREPARED_ONLY = {PreparedEvent}
 
 
 def check_stream_id(stream_id: object) -> str:
@@ -124,11 +125,12 @@ class Validation:
             e = events[0]
             if type(e) is PreparedEvent and len(e.data) + len(e.metadata) <= self.payload_limit:
                 return events
-        if type(events) is not list or any(type(e) is not PreparedEvent for e in events):
+        if type(events) is not list or (events and set(map(type, events)) != _PREPARED_ONLY):
             raise InvalidEventError("prepared events must be a list of PreparedEvent")
         _check_count(len(events))
-        for e in events:
-            _check_size(e, self.payload_limit)
+        sizes = [len(e.data) + len(e.metadata) for e in events]
+        if sizes and max(sizes) > self.payload_limit:
+            raise PayloadTooLargeError(max(sizes), self.payload_limit)
         _check_unique_ids(events)
         return events
 
@@ -160,5 +162,6 @@ def _check_size(event: PreparedEvent, payload_limit: int) -> PreparedEvent:
 
 
 def _check_unique_ids(events: list[PreparedEvent]) -> None:
-    if len(events) > 1 and len({e.event_id for e in events}) != len(events):
+    # by the ids' ints: UUID's own hash is a Python method, an int's is not
+    if len(events) > 1 and len({e.event_id.int for e in events}) != len(events):
         raise InvalidEventError("the same event id appears twice in one append")
