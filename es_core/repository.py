@@ -93,13 +93,9 @@ class Repository(Generic[A]):
             aggregate.version, aggregate.snapshot_version = version, snapshot_version
             self.stats.cache_hits += 1
             return aggregate
-        rows: list[PayloadRow] | None = None
-        if as_of is None:  # the snapshot and the events after it, in one read where the backend can
-            snapshot, rows = self._snapshot_and_tail(aggregate, at_version)
-        else:
-            snapshot = self._usable_snapshot(aggregate, at_version, as_of)
+        snapshot = self._usable_snapshot(aggregate, at_version, as_of)
         try:
-            return self._load_from(aggregate, snapshot, at_version, as_of, rows)
+            return self._load_from(aggregate, snapshot, at_version, as_of)
         except _SnapshotAhead:
             # a snapshot past the stream's end (restored from elsewhere, or the events were lost):
             # trusting it would leave every later save in conflict, so rebuild from the events
@@ -108,12 +104,7 @@ class Repository(Generic[A]):
             self.stats.snapshot_hits -= 1
             return self._load_from(self.aggregate_cls(aggregate_id), None, at_version, as_of)
 
-    def _load_from(
-        self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None,
-        rows: list[PayloadRow] | None = None,
-    ) -> A:
-        """Replay onto ``aggregate`` (restored from ``snapshot`` already, if any) the events after
-        the snapshot, up to ``at_version`` or ``as_of``; ``rows``: those events, read already."""
+    def _load_from(self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None) -> A:
         stream_id = aggregate.stream_id
         start = 0
         if snapshot is not None:  # its state is restored already
@@ -123,10 +114,10 @@ class Repository(Generic[A]):
             return aggregate
         # a replay decodes each stored payload straight into its event class; as_of needs each
         # event's time, so it reads whole records
+        rows: list[PayloadRow] = []
         records: list[RecordedEvent] = []
         if as_of is None:
-            if rows is None:
-                rows = self.store.read_stream_payloads(stream_id, after=start, upto=at_version)
+            rows = self.store.read_stream_payloads(stream_id, after=start, upto=at_version)
             first = rows[0][0] if rows else None
         else:
             records = self.store.read_stream(stream_id, after=start, upto=at_version)
@@ -142,10 +133,7 @@ class Repository(Generic[A]):
                 f"{stream_id!r}: the events after version {start} were archived "
                 f"and no usable snapshot covers them"
             )
-        if rows is not None:
-            replayed = self._replay_payloads(aggregate, rows)
-        else:
-            replayed = self._replay(aggregate, records, as_of)
+        replayed = self._replay_payloads(aggregate, rows) if as_of is None else self._replay(aggregate, records, as_of)
         if at_version is not None and aggregate.version < at_version:
             raise InvalidInputError(f"{stream_id!r} has {aggregate.version} events, fewer than {at_version}")
         aggregate.replayed_on_load = replayed
@@ -211,24 +199,6 @@ class Repository(Generic[A]):
             self._plan_source = decoders
         return self._plan
 
-    def _snapshot_and_tail(
-        self, aggregate: A, at_version: int | None
-    ) -> tuple[Snapshot | None, list[PayloadRow] | None]:
-        """The usable snapshot at or before ``at_version`` (restored onto ``aggregate``) and the
-        payload rows after it; rows None when they must be read again (after no snapshot)."""
-        try:
-            snapshot, rows = self.store.read_snapshot_and_tail(aggregate.stream_id, upto=at_version)
-        except StoreError:
-            raise  # the backend failing is not a bad snapshot: let the caller see it
-        except EventSourcingError as exc:
-            log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
-            self.stats.snapshots_ignored += 1
-            return None, None
-        if snapshot is None:
-            return None, rows
-        usable = self._usable(aggregate, snapshot)
-        return (usable, rows) if usable is not None else (None, None)  # unusable: its tail is not enough
-
     def _usable_snapshot(self, aggregate: A, at_version: int | None, as_of: datetime | None) -> Snapshot | None:
         try:
             snapshot = self._find_snapshot(aggregate.stream_id, at_version, as_of)
@@ -238,10 +208,8 @@ class Repository(Generic[A]):
             log.warning("ignoring unreadable snapshot of %s: %s", aggregate.stream_id, exc)
             self.stats.snapshots_ignored += 1
             return None
-        return self._usable(aggregate, snapshot) if snapshot is not None else None
-
-    def _usable(self, aggregate: A, snapshot: Snapshot) -> Snapshot | None:
-        """``snapshot`` restored onto ``aggregate`` if its state fits the code, else None (counted)."""
+        if snapshot is None:
+            return None
         cls = self.aggregate_cls
         if snapshot.state_type != cls.aggregate_type or snapshot.state_schema_version != cls.state_schema_version:
             log.info(

@@ -155,22 +155,6 @@ class EventStore(abc.ABC):
         these columns override it."""
         return [(s[1], s[4], s[5], s[6]) for s in self._read_stream(stream_id, after, upto, None, False)]
 
-    def read_snapshot_and_tail(
-        self, stream_id: str, *, upto: int | None = None
-    ) -> tuple[Snapshot | None, list[PayloadRow]]:
-        """The newest snapshot at or before version ``upto`` (None if there is none) and the
-        payload rows (as ``read_stream_payloads``) of the events after it, up to ``upto``: all a
-        load reads. Backends that can answer it in one query override ``_read_snapshot_and_tail``."""
-        stream_id = self._valid.stream_id(stream_id)
-        return self._read_snapshot_and_tail(stream_id, check_version_bound("upto", upto))
-
-    def _read_snapshot_and_tail(self, stream_id: str, upto: int | None) -> tuple[Snapshot | None, list[PayloadRow]]:
-        snapshot = self._latest_snapshot(stream_id, upto)
-        after = snapshot.version if snapshot is not None else 0
-        if upto is not None and upto <= after:
-            return snapshot, []
-        return snapshot, self._read_stream_payloads(stream_id, after, upto)
-
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of events ever appended (0 if none)."""
         return self._stream_version(self._valid.stream_id(stream_id))

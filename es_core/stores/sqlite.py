@@ -100,18 +100,6 @@ _SELECT_PAYLOADS_UPTO = (
     "SELECT version, event_type, schema_version, data FROM events"
     " WHERE stream_id = ? AND version > ? AND version <= ? ORDER BY version"
 )
-_LATEST_SNAPSHOT = (
-    "SELECT version, state_type, state_schema_version, state, taken_at FROM snapshots"
-    " WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1"
-)
-_SELECT_SNAPSHOT_AND_TAIL = (
-    f"SELECT * FROM ({_LATEST_SNAPSHOT}) UNION ALL"
-    " SELECT version, event_type, schema_version, data, NULL FROM events"
-    " WHERE stream_id = ?1 AND version <= ?2 AND version >"
-    " IFNULL((SELECT MAX(version) FROM snapshots WHERE stream_id = ?1 AND version <= ?2), 0)"
-    " ORDER BY 1"
-)
-_MAX_VERSION = 2**62
 _INSERT = (
     "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -121,13 +109,6 @@ def _row(stream_id: str, version: int, event: PreparedEvent, at: int) -> tuple[o
     """An event's values in ``_INSERT``'s order."""
     return (stream_id, version, event.event_id.int.to_bytes(16), event.event_type, event.schema_version, event.data,
             event.metadata, at)
-
-
-def _snapshot(stream_id: str, row: tuple[int, str, int, bytes, int]) -> Snapshot:
-    """A row of ``_LATEST_SNAPSHOT`` as a ``Snapshot``."""
-    version, state_type, state_schema_version, state, taken_at = row
-    return Snapshot(stream_id=stream_id, version=version, state_type=state_type,
-                    state_schema_version=state_schema_version, state=bytes(state), taken_at=_moment(taken_at))
 
 
 _SAVE_SNAPSHOT = "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)"
@@ -330,16 +311,6 @@ class SQLiteStore(EventStore):
                 return self._db.execute(_SELECT_PAYLOADS, (stream_id, after)).fetchall()
             return self._db.execute(_SELECT_PAYLOADS_UPTO, (stream_id, after, upto)).fetchall()
 
-    def _read_snapshot_and_tail(self, stream_id: str, upto: int | None) -> tuple[Snapshot | None, list[PayloadRow]]:
-        # one statement: at most one snapshot row (the only one whose fifth column is not null)
-        # sorted before the event rows that follow its version
-        with self._lock, _TRANSLATED:
-            cursor = self._db.execute(_SELECT_SNAPSHOT_AND_TAIL, (stream_id, _MAX_VERSION if upto is None else upto))
-            rows = cursor.fetchall()
-        if not rows or rows[0][4] is None:
-            return None, [row[:4] for row in rows]
-        return _snapshot(stream_id, rows[0]), [row[:4] for row in rows[1:]]
-
     def _stream_version(self, stream_id: str) -> int:
         with self._lock, _TRANSLATED:
             row = self._db.execute(_SELECT_VERSION, (stream_id,)).fetchone()
@@ -408,8 +379,21 @@ class SQLiteStore(EventStore):
 
     def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None:
         with self._lock, _TRANSLATED:
-            row = self._db.execute(_LATEST_SNAPSHOT, (stream_id, _MAX_VERSION if upto is None else upto)).fetchone()
-        return None if row is None else _snapshot(stream_id, row)
+            row = self._db.execute(
+                "SELECT stream_id, version, state_type, state_schema_version, state, taken_at FROM snapshots"
+                " WHERE stream_id = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+                (stream_id, upto if upto is not None else 2**62),
+            ).fetchone()
+        if row is None:
+            return None
+        return Snapshot(
+            stream_id=row[0],
+            version=row[1],
+            state_type=row[2],
+            state_schema_version=row[3],
+            state=bytes(row[4]),
+            taken_at=_moment(row[5]),
+        )
 
     def _snapshot_versions(self, stream_id: str) -> list[int]:
         with self._lock, _TRANSLATED:

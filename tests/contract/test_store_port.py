@@ -23,7 +23,6 @@ from es_core import (
     NewEvent,
     PayloadTooLargeError,
     PreparedEvent,
-    Snapshot,
     StoreCorruptionError,
 )
 
@@ -170,36 +169,3 @@ def test_undecodable_stored_bytes_are_store_corruption_on_every_read(
     finally:
         store.truncate_stream(s, 2)  # a shared keyspace keeps no damage for other readers
     assert [r.version for r in store.read_stream(s)] == [2]
-
-
-# -- read_snapshot_and_tail ------------------------------------------------------------------
-
-
-def _snapshot_at(stream_id: str, version: int) -> Snapshot:
-    return Snapshot(stream_id=stream_id, version=version, state_type="T", state_schema_version=1,
-                    state=msgspec.json.encode({"at": version}), taken_at=NOW)
-
-
-@pytest.mark.parametrize("snapshots", [(), (3,), (3, 5), (7,)])
-@pytest.mark.parametrize("upto", [None, 0, 2, 3, 4, 5, 6, 7, 9])
-def test_a_snapshot_and_its_tail_are_the_latest_snapshot_and_the_payload_rows_after_it(
-    store: EventStore, seven: str, snapshots: tuple[int, ...], upto: int | None
-) -> None:
-    for version in snapshots:
-        store.save_snapshot(_snapshot_at(seven, version))
-    snapshot, rows = store.read_snapshot_and_tail(seven, upto=upto)
-    expected = store.latest_snapshot(seven, upto=upto)
-    assert snapshot == expected
-    after = expected.version if expected is not None else 0
-    assert rows == store.read_stream_payloads(seven, after=after, upto=upto)
-
-
-def test_a_snapshot_and_tail_of_a_missing_stream_is_nothing(store: EventStore, sid: Sid) -> None:
-    assert store.read_snapshot_and_tail(sid("never")) == (None, [])
-
-
-def test_bad_snapshot_and_tail_reads_are_refused(store: EventStore, seven: str) -> None:
-    with pytest.raises(InvalidStreamIdError):
-        store.read_snapshot_and_tail("")
-    with pytest.raises(InvalidInputError):
-        store.read_snapshot_and_tail(seven, upto=-1)
