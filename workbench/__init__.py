@@ -7,7 +7,7 @@ Cassandra inspection (``cassandra``), and the headless tour (``python -m workben
 The core (``es_core``) and the domain (``downloads``) never import this package.
 """
 
-from .controls import MemberAt, TimeTravel, limits_frame, state_at, time_travel
+from .controls import TimeTravel, private_history, time_travel
 from .distributed import (
     Backend,
     CassandraRequiredError,
@@ -50,6 +50,8 @@ from .frames import (
     whatif_summary,
 )
 from .legacy import PROTOTYPE_LOG, MigrationReport, copy_transform, import_jsonl, read_jsonl
+from .member_state import EXPIRED_NOTE, MemberAt, licenses_frame, limits_frame, state_at
+from .plotting import figure_html, use_exportable_figures
 from .progress import ProgressBar, progress_bar, track
 from .render import (
     EventsView,
@@ -60,6 +62,7 @@ from .render import (
     event_html,
     events_html,
     struct_html,
+    table_html,
     to_html,
     view_log,
     view_stream,
@@ -76,6 +79,7 @@ from .settings import (
 from .workloads import BusyMember, measure_load
 
 __all__ = [
+    "EXPIRED_NOTE",
     "PROJECT_ROOT",
     "PROTOTYPE_LOG",
     "Backend",
@@ -111,9 +115,11 @@ __all__ = [
     "event_html",
     "events_frame",
     "events_html",
+    "figure_html",
     "global_log_frame",
     "grouped_bars",
     "import_jsonl",
+    "licenses_frame",
     "limits_frame",
     "load_cost_chart",
     "measure_load",
@@ -122,6 +128,7 @@ __all__ = [
     "notebook_store",
     "notebook_store_url",
     "partition_report",
+    "private_history",
     "progress_bar",
     "race_writers",
     "read_jsonl",
@@ -133,11 +140,13 @@ __all__ = [
     "stream_timeline",
     "struct_frame",
     "struct_html",
+    "table_html",
     "table_layout",
     "time_travel",
     "to_html",
     "trace_points",
     "track",
+    "use_exportable_figures",
     "view_log",
     "view_stream",
     "whatif_changes",
