@@ -23,6 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     execute = commands.add_parser("execute", help="run the notebooks, keep the executed copies (artifacts/executed/)")
     docs = commands.add_parser("docs", help="build the documentation site (artifacts/site/)")
     docs.add_argument("--fresh", action="store_true", help="run every notebook again instead of reusing runs")
+    minutes = commands.add_parser("minutes", help="time the workshop's core path (runs it at full size)")
+    minutes.add_argument("--fresh", action="store_true", help="run every notebook again instead of reusing runs")
     for sub in (tour, export, execute):
         sub.add_argument("--notebooks", default=ALL, help="glob of notebooks (default: all)")
         sub.add_argument("--full", action="store_true", help="full size instead of small mode")
@@ -33,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "docs":
         return _docs(fresh=args.fresh)
+    if args.command == "minutes":
+        return _minutes(fresh=args.fresh)
     if args.command == "tour":
         print(f"== the tour ({settings().describe()})")
         result = run_tour()
@@ -68,4 +72,15 @@ def _docs(*, fresh: bool) -> int:
         print(f"the site has {len(report.problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"{report.pages} pages: {(report.site / 'index.html').resolve().as_uri()}")
+    return 0
+
+
+def _minutes(*, fresh: bool) -> int:
+    from .minutes import core_path_minutes
+    from .site import chapters
+
+    core = [c.path for c in chapters() if "core" in c.part.lower()]
+    table = core_path_minutes(core, reuse=not fresh)
+    print(table.to_string(index=False))
+    print(f"core path: {table['minutes'].sum()} minutes")
     return 0

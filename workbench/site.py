@@ -34,6 +34,7 @@ SOURCE_DIR = PROJECT_ROOT / "artifacts" / "site-src"
 SITE_DIR = PROJECT_ROOT / "artifacts" / "site"
 GUIDES = ("domain.md", "cassandra.md", "reliability.md")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 Say = Callable[[str], None]
 
@@ -91,8 +92,9 @@ def _widget_html(model_id: str, models: dict[str, Any]) -> str:
 
 def prepare_notebook(notebook: dict[str, Any]) -> dict[str, Any]:
     """An executed notebook made fit for a static site: plotly.js outputs dropped (the site
-    serves one copy), widgets replaced by the HTML they carry or a picture of their saved state,
-    and the saved widget state removed (no widget manager is loaded)."""
+    serves one copy), figures reduced to their HTML, widgets replaced by the HTML they carry
+    or a picture of their saved state, and the saved widget state removed (no widget manager
+    is loaded)."""
     widgets = notebook.get("metadata", {}).pop("widgets", {})
     models = widgets.get(WIDGET_STATE, {}).get("state", {})
     for cell in notebook["cells"]:
@@ -101,6 +103,8 @@ def prepare_notebook(notebook: dict[str, Any]) -> dict[str, Any]:
             if output.get("metadata") == PLOTLYJS_METADATA:
                 continue
             data = output.get("data", {})
+            if "text/html" in data:
+                data.pop(PLOTLY_MIME, None)  # the site draws figures from their HTML
             if WIDGET_VIEW in data:
                 view = data.pop(WIDGET_VIEW)
                 if "text/html" not in data:
@@ -123,6 +127,7 @@ def _index(chapter_list: list[Chapter]) -> str:
         parts.setdefault(chapter.part, []).append(chapter)
     toctrees = []
     for part, members in parts.items():
+        part = part or "Workshop"
         entries = "\n".join(f"notebooks/{c.path.stem}" for c in members)
         toctrees.append(f"```{{toctree}}\n:caption: {part}\n:maxdepth: 1\n\n{entries}\n```")
     guides = "\n".join(f"docs/{Path(g).stem}" for g in GUIDES)

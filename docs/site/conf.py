@@ -14,6 +14,9 @@ nb_execution_mode = "off"
 nb_ipywidgets_js = {}
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 myst_heading_anchors = 3
+# Code blocks in a language Pygments cannot lex (CQL shown as SQL, TOML with <placeholders>) are
+# shown unhighlighted; that is not a fault of the page.
+suppress_warnings = ["misc.highlighting_failure"]
 
 html_theme = "furo"
 html_title = "es-workbench"
