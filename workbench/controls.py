@@ -1,7 +1,11 @@
-"""The time-travel control: two sliders in sync ("as of" a recorded moment, "at" a version), a
-timeline whose marker follows them (one plotly ``FigureWidget``: clicking an event moves the
-sliders there), and the member's licences and limits, redrawn through :func:`state_at` on
-every move, so a headless run (CI) exercises the same code a reader drags.
+"""The time-travel control: two sliders in sync ("as of" a recorded moment, "at" a version), the
+member's timeline with a marker that follows them, and the member's licences and limits,
+redrawn through :func:`state_at` on every move, so a headless run (CI) exercises the same code
+a reader drags.
+
+The timeline is one plotly figure shown in an ``ipywidgets.Output`` and redrawn with the marker
+moved. (plotly's own ``FigureWidget``, which would move the marker without redrawing, drew an
+empty plot in JupyterLab in this project's browser tests, even for a three-line example.)
 
 The control keeps its own in-memory copy of the member's stream, made when it is built, so it
 keeps working after the notebook closes its store (and never reads the store while a reader
@@ -17,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 import downloads
 from downloads import DownloadService, MemberAccount
@@ -26,7 +29,7 @@ from es_core import NO_SNAPSHOTS, MemoryStore, NewEvent
 from .figures import member_timeline
 from .frames import struct_frame
 from .member_state import MemberAt, state_at
-from .plotting import figure_html
+from .plotting import figure_bundle, figure_html
 from .settings import ManualClock
 
 log = logging.getLogger(__name__)
@@ -80,10 +83,9 @@ class TimeTravel:
             continuous_update=False, layout=layout, style=style,
         )  # fmt: skip
         entries = struct_frame(downloads.timeline(self.history.store, member_id))
-        self.figure = go.FigureWidget(member_timeline(entries, title=title or f"Member {member_id}"))
+        self.figure = member_timeline(entries, title=title or f"Member {member_id}")
         self.figure.add_shape(x0=distinct[-1], x1=distinct[-1], **MARKER)
-        for trace in self.figure.data:
-            trace.on_click(self._on_point)
+        self.chart = widgets.Output()
         self.heading = widgets.HTML()
         self.view = widgets.HTML()
         self.last: MemberAt | None = None
@@ -91,35 +93,47 @@ class TimeTravel:
         self._syncing = False
         self.time_slider.observe(self._on_time, names="value")
         self.version_slider.observe(self._on_version, names="value")
-        self._widget = widgets.VBox([self.heading, self.time_slider, self.version_slider, self.figure, self.view])
+        self._widget = widgets.VBox([self.heading, self.time_slider, self.version_slider, self.chart, self.view])
         self._widget.add_class("es-time-travel")
-        self.show(version=len(records))
+        self._draw(state_at(self.history, member_id, version=len(records)), distinct[-1])
 
     # -- drawing ---------------------------------------------------------------------------
 
     def show(self, moment: datetime | None = None, *, version: int | None = None) -> MemberAt:
         """Redraw for a moment or a version; returns what is shown (cells assert on it)."""
-        self.last = state_at(self.history, self.member_id, moment, version=version)
-        marker = moment if moment is not None else self.moment_of(self.last.version)
-        with self.figure.batch_update():
-            self.figure.layout.shapes[0].update(x0=marker, x1=marker)
-        self.heading.value = self._heading_html(self.last)
-        self.view.value = self.last._repr_html_()
+        shown = state_at(self.history, self.member_id, moment, version=version)
+        return self._draw(shown, moment if moment is not None else self.moment_of(shown.version))
+
+    def _draw(self, shown: MemberAt, marker: datetime) -> MemberAt:
+        self.figure.layout.shapes[0].update(x0=marker, x1=marker)
+        self.chart.outputs = ({"output_type": "display_data", "data": figure_bundle(self.figure), "metadata": {}},)
+        self.last = shown
+        self.heading.value = self._heading_html(shown)
+        self.view.value = f'<div class="es-member-at">{shown.body_html()}</div>'
         self.error = None
-        return self.last
+        return shown
 
     def moment_of(self, version: int) -> datetime:
         """The moment version ``version`` was recorded (version 0: just before the first)."""
         return self.moments[version - 1] if version else self.before_first
 
     def _heading_html(self, shown: MemberAt) -> str:
-        event = ""
+        """What is shown, in one line: the member, the version (of how many), the moment, the
+        plan, and the latest event applied."""
+        if shown.moment is not None:
+            where = f"as of {shown.moment:%Y-%m-%d %H:%M:%S} UTC: version {shown.version} of {len(self.moments)}"
+        else:
+            where = f"at version {shown.version} of {len(self.moments)}"
+            if shown.version:
+                where += f", recorded {self.moment_of(shown.version):%Y-%m-%d %H:%M:%S} UTC"
+        latest = ""
         if shown.version:
             record = self.history.store.read_stream(shown.member.stream_id, after=shown.version - 1, limit=1)[0]
-            event = f" · latest event: v{record.version} {record.event_type}"
+            latest = f" · latest event v{record.version} {record.event_type}"
+        plan = shown.member.state.plan or "not subscribed"
         return (
-            f'<div style="font-weight: 600">{html.escape(shown.heading())}'
-            f'<span style="font-weight: normal; opacity: 0.75"> of {len(self.moments)}{html.escape(event)}</span></div>'
+            f"<div><b>{html.escape(self.member_id)} {html.escape(where)}</b>"
+            f'<span style="opacity: 0.75"> · plan {html.escape(plan)}{html.escape(latest)}</span></div>'
         )
 
     def _guarded(self, redraw: Callable[[], None]) -> None:
@@ -157,11 +171,6 @@ class TimeTravel:
 
         self._guarded(redraw)
 
-    def _on_point(self, trace: Any, points: Any, _state: Any) -> None:
-        """A click on an event of the timeline moves the version slider to it."""
-        if points.point_inds:
-            self.version_slider.value = int(trace.customdata[points.point_inds[0]])
-
     def _set_quietly(self, slider: widgets.Widget, value: Any) -> None:
         self._syncing = True
         try:
@@ -177,8 +186,7 @@ class TimeTravel:
 
     def static_html(self) -> str:
         """What the control shows now, as plain HTML (for exports, where widgets do not run)."""
-        figure = go.Figure(self.figure)
-        return self.heading.value + figure_html(figure) + self.view.value
+        return self.heading.value + figure_html(self.figure) + self.view.value
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = dict(self._widget._repr_mimebundle_(include=include, exclude=exclude) or {})

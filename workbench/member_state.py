@@ -112,20 +112,21 @@ class MemberAt:
         recorded = f", recorded {self.at:%Y-%m-%d %H:%M:%S} UTC" if self.version and self.at else ""
         return f"{self.member.id} at version {self.version}{recorded}: plan {plan}"
 
-    def _repr_html_(self) -> str:
+    def body_html(self) -> str:
+        """The licences and limits tables, without the heading."""
         expired = int(self.licenses["expired"].sum()) if "expired" in self.licenses else 0
-        note = (
-            f'<p style="margin: 4px 0; opacity: 0.8"><small>{html.escape(EXPIRED_NOTE)}</small></p>' if expired else ""
-        )
+        note = f'<p style="margin: 4px 0; opacity: 0.8"><small>{html.escape(EXPIRED_NOTE)}</small></p>'
         held = f"Licences held ({len(self.licenses)}{f', {expired} expired' if expired else ''})"
         section = 'style="margin: 10px 0 2px 0; font-weight: 600"'
         return (
-            f'<div class="es-member-at">'
-            f'<div style="font-size: 1.1em; font-weight: 600; margin: 2px 0">{html.escape(self.heading())}</div>'
-            f"<div {section}>{held}</div>{table_html(self.licenses, empty='no licences held')}{note}"
+            f"<div {section}>{held}</div>{table_html(self.licenses, empty='no licences held')}"
+            f"{note if expired else ''}"
             f"<div {section}>Limits in play</div>{table_html(self.limits, empty='no limits in play')}"
-            "</div>"
         )
+
+    def _repr_html_(self) -> str:
+        heading = f'<div style="font-size: 1.1em; font-weight: 600; margin: 2px 0">{html.escape(self.heading())}</div>'
+        return f'<div class="es-member-at">{heading}{self.body_html()}</div>'
 
 
 def state_at(

@@ -42,6 +42,12 @@ def figure_html(figure: Any, *, div_id: str | None = None) -> str:
     )
 
 
+def figure_bundle(figure: Any) -> dict[str, Any]:
+    """A figure's display data as the ``workbench`` renderer gives it (plotly's mimetype and the
+    HTML), without publishing plotly.js: for outputs a widget sets itself."""
+    return ExportableRenderer().to_mimebundle(figure.to_dict() if hasattr(figure, "to_dict") else dict(figure))
+
+
 class ExportableRenderer(MimetypeRenderer):
     """Plotly's mimetype (live JupyterLab) plus self-contained HTML (every export)."""
 

@@ -17,7 +17,7 @@ from es_core import Expect, MemoryStore, NewEvent
 from .settings import notebook_store
 
 # what the notebooks import, plus the driver notebook 8 uses when a Cassandra node answers
-DISTRIBUTIONS = ("es-workbench", "msgspec", "pandas", "plotly", "ipywidgets", "anywidget", "tqdm", "jupyterlab")
+DISTRIBUTIONS = ("es-workbench", "msgspec", "pandas", "plotly", "ipywidgets", "tqdm", "jupyterlab")
 OPTIONAL = ("scylla-driver",)
 # events per second of the speed check below which full-size runs take more than a few minutes
 # per notebook: about half the rate of the 2-core machine the workshop's minutes were measured on

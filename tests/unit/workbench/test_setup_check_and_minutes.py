@@ -12,7 +12,7 @@ from workbench.minutes import EXERCISE_MINUTES, WORDS_PER_MINUTE, chapter_minute
 def test_versions_name_every_needed_library_and_find_them_installed() -> None:
     table = versions()
     needed = table[table["needed"]]
-    assert {"Python", "SQLite", "es-workbench", "plotly", "ipywidgets", "anywidget"} <= set(needed["component"])
+    assert {"Python", "SQLite", "es-workbench", "plotly", "ipywidgets", "tqdm"} <= set(needed["component"])
     assert needed["version"].notna().all()
 
 
