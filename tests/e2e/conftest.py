@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A laptop's screen: what the screenshots show and the layout is checked at.
+LAPTOP = {"width": 1280, "height": 800}
 # Playwright's per-action/expectation timeout; keeps a hung UI from eating the run.
 UI_TIMEOUT_MS = 30_000
 
@@ -82,7 +84,7 @@ def chromium_browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(chromium_browser: Browser) -> Iterator[Page]:
     """A fresh browser tab; console errors are kept on ``page.console_errors``."""
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = chromium_browser.new_context(viewport=LAPTOP)
     context.set_default_timeout(UI_TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
