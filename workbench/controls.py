@@ -24,13 +24,13 @@ import ipywidgets as widgets
 
 import downloads
 from downloads import DownloadService, MemberAccount
-from es_core import NO_SNAPSHOTS, MemoryStore, NewEvent
+from es_core import NO_SNAPSHOTS, MemoryStore
 
 from .figures import member_timeline
 from .frames import struct_frame
+from .legacy import append_as_recorded
 from .member_state import MemberAt, state_at
 from .plotting import figure_bundle, figure_html
-from .settings import ManualClock
 
 log = logging.getLogger(__name__)
 MARKER = {"type": "line", "yref": "paper", "y0": 0, "y1": 1, "line": {"dash": "dash", "color": "grey", "width": 2}}
@@ -43,18 +43,8 @@ def private_history(service: DownloadService, member_id: str) -> DownloadService
     records = service.store.read_stream(stream_id)
     if not records:
         raise ValueError(f"member {member_id} has no events")
-    clock = ManualClock(records[0].recorded_at)
-    copy = MemoryStore(clock=clock)
-    for record in records:
-        clock.set(record.recorded_at)
-        event = NewEvent(
-            event_type=record.event_type,
-            data=record.data,
-            schema_version=record.schema_version,
-            event_id=record.event_id,
-            metadata=record.metadata,
-        )
-        copy.append(stream_id, [event], record.version - 1)
+    copy = MemoryStore()
+    append_as_recorded(copy, records)
     return DownloadService(copy, service.rules, service.catalogue, snapshot_policy=NO_SNAPSHOTS)
 
 

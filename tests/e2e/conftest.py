@@ -25,7 +25,7 @@ except ImportError:  # imported as a top-level module (no tests/e2e/__init__.py)
     from lab import LabServer, require_module, run_lab, unavailable  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"
@@ -95,6 +95,24 @@ def page(chromium_browser: Browser) -> Iterator[Page]:
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def offline_page(page: Page) -> Iterator[Page]:
+    """A tab that may load files only: any other request is refused and kept on
+    ``page.refused`` (a page that needs the network to show itself fails its test)."""
+    refused: list[str] = []
+
+    def only_files(route: Route) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_files)
+    page.refused = refused  # type: ignore[attr-defined]
+    yield page
 
 
 @pytest.fixture

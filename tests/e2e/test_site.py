@@ -5,7 +5,6 @@ has one. Screenshots land in artifacts/screenshots/site/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import pytest
 from workbench.site import SITE_DIR, build_site
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Route
+    from playwright.sync_api import Page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -24,23 +23,6 @@ def site(chromium_browser: object) -> Path:
     report = build_site(say=lambda _: None)
     assert not report.problems, "\n".join(report.problems)
     return report.site
-
-
-@pytest.fixture
-def offline_page(page: Page) -> Iterator[Page]:
-    """A tab that may load files only: anything else is refused and remembered."""
-    refused: list[str] = []
-
-    def only_files(route: Route) -> None:
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", only_files)
-    page.refused = refused  # type: ignore[attr-defined]
-    yield page
 
 
 def test_every_page_is_reached_by_next_links_and_every_chart_draws_offline(
