@@ -4,8 +4,9 @@ For each chapter of the core path, three parts, each from something measured or 
 
 * **run**: the seconds its cells take in the default (full-size) mode, as ``nbclient`` timed
   them in a run of the notebook (``workbench.execute``, reused when unchanged);
-* **read**: the words of its core cells (markdown and code; not the collapsed solutions, not
-  the optional exercises, not "Further reading"), at ``WORDS_PER_MINUTE``;
+* **read**: the words of its core prose (markdown cells; not the optional sections and
+  exercises, not "Further reading") at ``WORDS_PER_MINUTE``, and ``SECONDS_PER_CELL`` for each
+  core code cell (run it, glance at what it shows; not the collapsed solutions);
 * **exercise**: a fixed allowance for its one starred exercise, ``EXERCISE_MINUTES``.
 """
 
@@ -21,7 +22,8 @@ import pandas as pd
 
 from .execute import cell_seconds, execute_notebook
 
-WORDS_PER_MINUTE = 180  # reading technical prose and code while following along
+WORDS_PER_MINUTE = 200  # reading technical prose while following along
+SECONDS_PER_CELL = 6  # running a code cell and glancing at its output
 EXERCISE_MINUTES = 4  # one starred exercise: read the prompt, try, compare with the solution
 SKIPPED_SECTIONS = ("(optional)", "Further reading")
 
@@ -46,15 +48,17 @@ def words(cells: list[dict[str, Any]]) -> int:
 
 
 def chapter_minutes(notebook: Path, executed: Path) -> dict[str, Any]:
-    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    count = words(core_cells(cells))
+    cells = core_cells(json.loads(notebook.read_text(encoding="utf-8"))["cells"])
+    count = words([c for c in cells if c["cell_type"] == "markdown"])
+    code = sum(1 for c in cells if c["cell_type"] == "code")
     run = sum(cell_seconds(executed))
-    read = count / WORDS_PER_MINUTE
+    read = count / WORDS_PER_MINUTE + code * SECONDS_PER_CELL / 60
     total = math.ceil(run / 60 + read + EXERCISE_MINUTES)
     return {
         "notebook": notebook.name,
         "run_s": round(run),
         "words": count,
+        "code_cells": code,
         "read_min": round(read, 1),
         "exercise_min": EXERCISE_MINUTES,
         "minutes": total,

@@ -6,7 +6,14 @@ import json
 from pathlib import Path
 
 from workbench import check_store, speed_check, versions
-from workbench.minutes import EXERCISE_MINUTES, WORDS_PER_MINUTE, chapter_minutes, core_cells, words
+from workbench.minutes import (
+    EXERCISE_MINUTES,
+    SECONDS_PER_CELL,
+    WORDS_PER_MINUTE,
+    chapter_minutes,
+    core_cells,
+    words,
+)
 
 
 def test_versions_name_every_needed_library_and_find_them_installed() -> None:
@@ -49,10 +56,12 @@ def test_core_cells_leave_out_solutions_optional_sections_and_further_reading() 
 
 def test_chapter_minutes_add_the_measured_run_reading_and_the_exercise(tmp_path: Path) -> None:
     notebook = tmp_path / "01_x.ipynb"
-    notebook.write_text(json.dumps({"cells": [_cell("markdown", " ".join(["word"] * WORDS_PER_MINUTE * 2))]}))
+    prose = _cell("markdown", " ".join(["word"] * WORDS_PER_MINUTE * 2))
+    code = [_cell("code", "x = 1") for _ in range(60 // SECONDS_PER_CELL)]  # one minute of cells
+    notebook.write_text(json.dumps({"cells": [prose, *code, _cell("code", "hidden", ["solution"])]}))
     executed = tmp_path / "01_x.executed.ipynb"
     timing = {"iopub.execute_input": "2026-01-01T10:00:00+00:00", "shell.execute_reply": "2026-01-01T10:01:30+00:00"}
     executed.write_text(json.dumps({"cells": [{"cell_type": "code", "metadata": {"execution": timing}}]}))
     row = chapter_minutes(notebook, executed)
-    assert row["run_s"] == 90 and row["read_min"] == 2.0
-    assert row["minutes"] == 2 + EXERCISE_MINUTES + 2  # 1.5 minutes of running, rounded up with the rest
+    assert row["run_s"] == 90 and row["words"] == 2 * WORDS_PER_MINUTE and row["code_cells"] == len(code)
+    assert row["read_min"] == 3.0 and row["minutes"] == 2 + 3 + EXERCISE_MINUTES  # 1.5 min of run, rounded up
