@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from typing import Any
 
 import plotly.io as pio
@@ -26,11 +27,19 @@ RENDERER = "workbench"
 PLOTLYJS_METADATA = {"workbench": {"plotlyjs": True}}
 
 
+_SCRIPT = re.compile(r"(<script[^>]*>)(.*?)(</script>)", re.S)
+# Draw now if plotly.js is loaded, else once the page has loaded it (a site may load it last).
+_WHEN_LOADED = (
+    "(function draw() {{ if (!window.Plotly) {{ window.addEventListener('load', draw, {{once: true}}); return; }}"
+    " {} }})();"
+)
+
+
 def figure_html(figure: Any, *, div_id: str | None = None) -> str:
     """A figure (or figure dict) as an HTML ``<div>`` and the script that draws it, without
-    plotly.js itself (the page or an earlier output provides ``window.Plotly``) and without
-    MathJax (no network request)."""
-    return pio.to_html(
+    plotly.js itself (an earlier output or the page provides ``window.Plotly``, before or after
+    this script) and without MathJax (no network request)."""
+    markup = pio.to_html(
         figure,
         include_plotlyjs=False,
         include_mathjax=False,
@@ -40,6 +49,7 @@ def figure_html(figure: Any, *, div_id: str | None = None) -> str:
         validate=False,
         config={"responsive": True},
     )
+    return _SCRIPT.sub(lambda m: m.group(1) + _WHEN_LOADED.format(m.group(2)) + m.group(3), markup, count=1)
 
 
 def figure_bundle(figure: Any) -> dict[str, Any]:

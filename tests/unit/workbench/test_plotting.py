@@ -44,6 +44,7 @@ def test_a_renderer_chosen_by_the_environment_is_kept(
 def test_figure_html_needs_plotly_from_the_page() -> None:
     html = figure_html(go.Figure(go.Scatter(x=[1, 2], y=[2, 1])), div_id="chart-1")
     assert 'id="chart-1"' in html and "plotly.js v" not in html
+    assert "window.addEventListener('load', draw" in html, "a page that loads plotly.js last still draws it"
 
 
 def test_table_html_shows_missing_values_as_a_dash_and_times_without_seconds() -> None:
