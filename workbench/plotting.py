@@ -65,8 +65,13 @@ class ExportableRenderer(MimetypeRenderer):
         self.mimetype = PlotlyRenderer()
 
     def activate(self) -> None:
-        """Publish plotly.js once, as an output of its own, before the first figure."""
+        """Publish plotly.js once, as an output of its own, before the first figure (only inside
+        IPython: elsewhere there is no output to publish to)."""
+        from IPython import get_ipython
         from IPython.display import publish_display_data
+
+        if get_ipython() is None:
+            return
 
         script = f'<script type="text/javascript">{get_plotlyjs()}</script>'
         publish_display_data({"text/html": script}, metadata=copy.deepcopy(PLOTLYJS_METADATA))
