@@ -38,6 +38,7 @@ def log_diagram(records: Iterable[RecordedEvent], *, title: str = "Streams and t
             name=str(stream),
             text=[f"v{v}" for v in group["version"]],
             textposition="top center",
+            cliponaxis=False,  # the labels of the top lane stay whole
             customdata=group["type"],
             marker={"size": 14, "color": colour},
             line={"color": colour, "width": 1, "dash": "dot"},
