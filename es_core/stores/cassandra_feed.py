@@ -133,9 +133,10 @@ class FeedStatus:
     or close. ``clock_offset_seconds``: this handle's clock minus the cluster's;
     ``clock_out_of_bounds``: that offset is beyond ``clock_skew_ms``, so this handle's positions
     follow the cluster's clock (bounded by the allowance) instead. ``head_ahead_seconds``: how
-    far the head lies ahead of the cluster's clock (at most ``clock_skew_ms`` plus a slot from
-    writers of this version; more means a writer outside the bounds, and a settle under way
-    waits no longer than ``feed_lease_ms`` for it)."""
+    far the head lies ahead of the cluster's clock (about ``clock_skew_ms`` at most from writers
+    held to the bounds; more means a writer outside them, whose events settle only once the
+    cluster's clock reaches them, since readers close no slot beyond it: a stall of those
+    events, reported here, never of the others')."""
 
     settled: int
     head: int

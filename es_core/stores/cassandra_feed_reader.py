@@ -100,8 +100,9 @@ class FeedReader:
 
     def settle(self, *, wait: bool = True) -> int:
         """Close the slots up to the head's (``wait``: after giving appends in that slot up to the
-        lease to finish; else only slots this handle's clock has seen end), fence what was
-        announced in them, and return the settled position (never past the head)."""
+        lease to finish; else only slots this handle's clock has seen end; never slots ahead of
+        the cluster's clock plus the skew allowance), fence what was announced in them, and
+        return the settled position (never past the head)."""
         start = self._start()
         head = self.head()
         if head <= start:
@@ -113,8 +114,11 @@ class FeedReader:
                 time.sleep(delay / 1e6)
         else:
             last = min(last, slot_of(position_at(self.clock.now_us())) - 1)
-            if last < first:
-                return start
+        # never close slots ahead of the cluster's clock (plus the allowance): a head pushed
+        # further by a writer outside the bounds waits for time to reach it, and drags no one
+        last = min(last, slot_of(position_at(self.clock.cluster.now_us() + self.clock.skew_us)))
+        if last < first:
+            return min(start, head)
         holes = self._close_and_fence(first, last)
         self.holes = holes
         settled = max(start, min(h.from_position for h in holes) - 1) if holes else slot_end(last)

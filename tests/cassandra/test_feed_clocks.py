@@ -18,6 +18,7 @@ pytest.importorskip("cassandra", reason="the Cassandra driver is an optional ext
 from es_core import EventStore, NewEvent, open_store
 from es_core.stores.cassandra import CassandraStore
 from es_core.stores.cassandra_feed import position_us, shard_of, slot_of
+from tests.cassandra_node import cassandra_url_or_skip
 
 pytestmark = pytest.mark.cassandra
 Sid = Callable[..., str]
@@ -176,3 +177,23 @@ def test_a_writer_that_finds_its_slot_closed_after_announcing_moves_on(
         reader.close()
     assert settled and landed > settled[0] and slot_of(landed) > slot_of(settled[0])
     assert [e.position for e in feed_store.read_stream(s)] == [landed]
+
+
+def test_a_head_pushed_ahead_by_an_unbounded_clock_stalls_only_its_own_events(sid: Sid) -> None:
+    # its own keyspace: the head stays a minute ahead for a minute
+    url = cassandra_url_or_skip("es_test_fast_head")
+    fast = skewed(url, 60.0, clock_skew_ms=120_000)  # an allowance that lets a minute through
+    normal = open_store(url)
+    try:
+        ahead = tick(fast, sid("ahead"))
+        assert position_us(ahead) > time.time_ns() // 1000 + 50_000_000
+        settled = normal.settled_position()
+        assert settled < ahead, "a reader closed slots a minute ahead of the cluster's clock"
+        status = normal.feed_status()
+        assert 50 < status.head_ahead_seconds < 70 and status.head == ahead
+        landed = tick(normal, sid("not-dragged"))  # the other writers stay on the cluster's time
+        assert position_us(landed) < time.time_ns() // 1000 + 5_000_000
+        assert normal.settled_position() >= landed
+    finally:
+        fast.close()
+        normal.close()
