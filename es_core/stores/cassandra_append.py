@@ -104,6 +104,17 @@ class Moved:
 Attempt = Landed | Duplicate | Reposition | FirstAppend | Moved
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One append: its events as versions ``at + 1``... into partition ``bucket``."""
+
+    stream_id: str
+    events: list[PreparedEvent]
+    at: int
+    recorded_at: datetime
+    bucket: int
+
+
 class _Found(NamedTuple):
     version: int
     position: int
@@ -164,23 +175,23 @@ class Appender:
     ) -> Landed | Duplicate | Moved:
         """Write ``events`` as versions ``at + 1``...: as many attempts as new positions or a
         moving fence need."""
-        bucket = at // self._chain.width
+        job = _Job(stream_id, events, at, recorded_at, at // self._chain.width)
         first_path = at % self._chain.width == 0  # version `at` ends the previous bucket: the target is likely empty
         positions: list[int] | None = None
         checked = False  # the partition holding `at` is closed: checking it once per positions suffices
         for _ in range(ATTEMPTS):
             if positions is None:
-                positions, checked = self._feed.place(stream_id, bucket, len(events), at + 1), False
+                positions, checked = self._feed.place(stream_id, job.bucket, len(events), at + 1), False
             outcome: Attempt | None = None
             if first_path and at > 0 and not checked:
-                outcome, checked = self._check_previous(stream_id, events, at, positions), True
+                outcome, checked = self._check_previous(job, positions), True
             if outcome is None:
-                outcome = self._write(stream_id, events, at, recorded_at, bucket, positions, first_path)
+                outcome = self._write(job, positions, first_path)
             if isinstance(outcome, Reposition):
                 self._feed.bump(outcome.past)
                 positions = None
             elif isinstance(outcome, FirstAppend):
-                self._remember_fence((stream_id, bucket), outcome.fence)
+                self._remember_fence((stream_id, job.bucket), outcome.fence)
                 first_path = True
             else:
                 return outcome
@@ -188,30 +199,20 @@ class Appender:
             f"no append to {stream_id!r} placed in {ATTEMPTS} attempts (fencing, or a partition's fence kept changing)"
         )
 
-    def _write(
-        self,
-        stream_id: str,
-        events: list[PreparedEvent],
-        at: int,
-        recorded_at: datetime,
-        bucket: int,
-        positions: list[int],
-        first_path: bool,
-    ) -> Attempt:
+    def _write(self, job: _Job, positions: list[int], first_path: bool) -> Attempt:
         """One conditional write of the whole append, and what its answer means."""
+        stream_id, events, at, bucket = job.stream_id, job.events, job.at, job.bucket
         n, first_id, p0 = len(events), events[0].event_id, positions[0]
         fence = self._fences.get((stream_id, bucket))  # only a partition's first append needs the exact value
         if first_path and fence is not None and fence >= p0:
             return Reposition(fence)
-        result = self._live().execute(
-            self._statement(stream_id, events, at, recorded_at, bucket, positions, first_path, fence)
-        )
+        result = self._live().execute(self._statement(job, positions, first_path, fence))
         if result.was_applied:
             self._chain.remember_tail(stream_id, bucket)
             return Landed(
                 AppendResult(
                     stream_id=stream_id, first_version=at + 1, last_version=at + n,
-                    last_position=positions[-1], recorded_at=recorded_at,
+                    last_position=positions[-1], recorded_at=job.recorded_at,
                 )
             )  # fmt: skip
         rows = [dict(zip(result.column_names, row, strict=True)) for row in result.current_rows]
@@ -236,19 +237,10 @@ class Appender:
             return Duplicate(self._duplicate(stream_id, events, self._read_ids(stream_id, bucket, at, at + n)))
         return Moved()
 
-    def _statement(
-        self,
-        stream_id: str,
-        events: list[PreparedEvent],
-        at: int,
-        recorded_at: datetime,
-        bucket: int,
-        positions: list[int],
-        first_path: bool,
-        fence: int | None,
-    ) -> Any:
+    def _statement(self, job: _Job, positions: list[int], first_path: bool, fence: int | None) -> Any:
+        stream_id, events, at, bucket = job.stream_id, job.events, job.at, job.bucket
         n, first_id, p0 = len(events), events[0].event_id, positions[0]
-        stamp = micros(recorded_at)
+        stamp = micros(job.recorded_at)
         e = events[0]
         row = (e.event_id, e.event_type, e.schema_version, e.data, e.metadata, stamp, p0, stream_id, bucket, at + 1)
         if first_path:
@@ -267,19 +259,16 @@ class Appender:
             ))  # fmt: skip
         return batch
 
-    def _check_previous(
-        self, stream_id: str, events: list[PreparedEvent], at: int, positions: list[int]
-    ) -> Attempt | None:
+    def _check_previous(self, job: _Job, positions: list[int]) -> Attempt | None:
         """Before the first append into a partition: version ``at`` must be the head of the
         partition that holds it (a closed partition, so the answer cannot change)."""
-        located = self._chain.locate(stream_id, at)
-        if located is None or located[1].head != at:
+        located = self._chain.locate(job.stream_id, job.at)
+        if located is None or located[1].head != job.at:
             return Moved()
         holder, statics = located
-        if statics.head_id == events[0].event_id:
-            return Duplicate(
-                self._duplicate(stream_id, events, self._read_ids(stream_id, holder, at - len(events), at))
-            )
+        if statics.head_id == job.events[0].event_id:
+            found = self._read_ids(job.stream_id, holder, job.at - len(job.events), job.at)
+            return Duplicate(self._duplicate(job.stream_id, job.events, found))
         if (statics.head_position or 0) >= positions[0]:
             return Reposition(statics.head_position or 0)
         return None
