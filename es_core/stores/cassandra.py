@@ -189,7 +189,11 @@ def _cluster(
 
 
 class CassandraStore(EventStore):
-    """An event store on Apache Cassandra 5.0. Thread-safe; one driver ``Cluster`` per handle."""
+    """An event store on Apache Cassandra 5.0. Thread-safe; one driver ``Cluster`` per handle.
+
+    ``clock`` is the handle's one clock, as a host has one: it stamps ``recorded_at`` and gives
+    the global feed its time (held within ``clock_skew_ms`` of the cluster's clock; see
+    ``cassandra_clock``). Skew a handle with ``clock=lambda: datetime.now(UTC) + offset``."""
 
     scheme = "cassandra"
 
