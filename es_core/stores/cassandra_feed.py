@@ -26,8 +26,9 @@ The protocol: a writer announces, then checks; a reader closes, then reads
     *Reader.* To settle up to the end of slot X, a reader writes the marker ``X`` into every
     shard's ``feed_closed`` partition at a quorum, **then** reads, at a quorum, the index and the
     announcements of every slot after the last settled one up to X, and raises the ``fence`` of
-    each announced partition to the end of X with a conditional write (``IF fence < target``).
-    Settled = the end of X, when every shard was closed and every announced partition fenced.
+    each announced partition to the end of the last of those slots it was announced in, with a
+    conditional write (``IF fence < target``). Settled = the end of X, when every shard was
+    closed and every announced partition fenced.
 
 Why nothing is missed, whatever the clocks say
     Take a writer W whose announcement A of partition P in slot s (s <= X) completed, and a
@@ -42,7 +43,9 @@ Why nothing is missed, whatever the clocks say
     in a later slot, and lands once), and a batch that a quorum had accepted but not committed
     is committed by the fence's own round, before the reader reads P. Reading the announced
     partitions after fencing therefore returns every event up to the target, exactly once.
-    Later appends of W into P in slot s (no new announcement) are covered by the same fence.
+    Later appends of W into P in slot s (no new announcement) are covered by the same fence,
+    and a write into P in a later closed slot would need its own announcement there, to which
+    the same either-or applies: so fencing P up to the last slot it was announced in suffices.
     The markers only grow: a marker write is one mutation that inserts ``X`` and deletes the
     rows below it, so the highest row never goes backwards, and the fence only rises. Readers
     share work through the persisted settled position: one persisted only after its slots were

@@ -147,50 +147,54 @@ class FeedReader:
         ]
         if unclosed:  # nothing after the last settled position is safe until every shard is closed
             return unclosed
-        first_slot: dict[tuple[str, int], int] = {}  # partition -> the first slot it was announced in
+        slots: dict[tuple[str, int], tuple[int, int]] = {}  # partition -> (first, last) slot announced in
         for slot, with_announcements in self._index.slots(first, last):
             for key in self._index.announced(slot, with_announcements):
-                first_slot.setdefault(key, slot)
-        return self._fence(first_slot, slot_end(last))
+                slots[key] = (slots[key][0], slot) if key in slots else (slot, slot)
+        return self._fence(slots)
 
-    def _fence(self, first_slot: dict[tuple[str, int], int], target: int) -> list[FeedHole]:
-        """Raise to ``target`` the fence of every partition in ``first_slot``."""
-        keys = list(first_slot)
+    def _fence(self, slots: dict[tuple[str, int], tuple[int, int]]) -> list[FeedHole]:
+        """Raise each partition's fence to the end of the last slot it was announced in: a write
+        into a partition at a closed slot needs an announcement there, which this reader saw,
+        so nothing can land below that fence later (and a fence already that high, left by an
+        earlier settle, is not written again)."""
+        keys = list(slots)
         fences = execute_concurrent(
             self._session, [(self._q(FENCE), k) for k in keys], concurrency=64, raise_on_first_error=False
         )
         todo, holes = [], []
         for key, (ok, result) in zip(keys, fences, strict=True):
             if not ok:
-                holes.append(self._hole(key, first_slot[key], result))
+                holes.append(self._hole(key, slots[key][0], result))
                 continue
             row = result.one()
             current = row[0] if row is not None else None
-            if current is None or current < target:
+            if current is None or current < slot_end(slots[key][1]):
                 todo.append((key, current))
         for _ in range(_FENCE_ROUNDS):
             if not todo:
                 break
-            calls = [
-                (self._q(CREATE_FENCE), (target, *key))
-                if current is None
-                else (self._q(RAISE_FENCE), (target, *key, target))
-                for key, current in todo
-            ]
+            calls = []
+            for key, current in todo:
+                target = slot_end(slots[key][1])
+                if current is None:
+                    calls.append((self._q(CREATE_FENCE), (target, *key)))
+                else:
+                    calls.append((self._q(RAISE_FENCE), (target, *key, target)))
             results = execute_concurrent(self._session, calls, concurrency=32, raise_on_first_error=False)
             again = []
             for (key, _), (ok, result) in zip(todo, results, strict=True):
                 if not ok:
-                    holes.append(self._hole(key, first_slot[key], result))
+                    holes.append(self._hole(key, slots[key][0], result))
                     continue
                 if result.was_applied:
                     continue
                 current = dict(zip(result.column_names, result.one(), strict=True)).get("fence")
-                if current is None or current < target:
+                if current is None or current < slot_end(slots[key][1]):
                     again.append((key, current))
             todo = again
         for key, _ in todo:
-            holes.append(self._hole(key, first_slot[key], "the fence kept changing"))
+            holes.append(self._hole(key, slots[key][0], "the fence kept changing"))
         return holes
 
     def _hole(self, key: tuple[str, int], slot: int, error: object) -> FeedHole:

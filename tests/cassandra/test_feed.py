@@ -20,7 +20,7 @@ pytest.importorskip("cassandra", reason="the Cassandra driver is an optional ext
 import es_core.stores.cassandra_feed_reader as reader_module
 from es_core import ConcurrencyError, EventStore, NewEvent, open_store
 from es_core.stores.cassandra import CassandraStore
-from es_core.stores.cassandra_feed import position_us
+from es_core.stores.cassandra_feed import position_us, slot_end, slot_of
 
 pytestmark = pytest.mark.cassandra
 Sid = Callable[..., str]
@@ -173,8 +173,9 @@ def test_a_partition_that_cannot_be_fenced_holds_the_feed_and_is_reported(
 ) -> None:
     poisoned, healthy = sid("poisoned"), sid("healthy")
     first = feed_store.append(poisoned, [NewEvent(event_type="Tick", data={})])
-    feed_store.append(healthy, [NewEvent(event_type="Tick", data={})])
+    fine = feed_store.append(healthy, [NewEvent(event_type="Tick", data={})])
     real = reader_module.execute_concurrent
+    fence_of = feed_store.session.prepare("SELECT fence FROM events WHERE stream_id = ? AND bucket = 0 LIMIT 1")
 
     def failing_for_poisoned(session: Any, calls: list[Any], **kwargs: Any) -> list[Any]:
         results = real(session, calls, **kwargs)
@@ -192,9 +193,13 @@ def test_a_partition_that_cannot_be_fenced_holds_the_feed_and_is_reported(
         holes = reader.feed_status().holes
         assert [h.stream_id for h in holes] == [poisoned] and "replicas down" in holes[0].error
         assert all(r.stream_id != poisoned for r in reader.read_all(after=held - 1) if r.position <= held)
+        healthy_fence = feed_store.session.execute(fence_of, (healthy,)).one()[0]
+        assert fine.last_position is not None and healthy_fence == slot_end(slot_of(fine.last_position))
         monkeypatch.setattr(reader_module, "execute_concurrent", real)
         assert reader.settled_position() >= first.last_position
         assert reader.feed_status().holes == []
+        # the partition fenced before the hole was not fenced again: its fence covers its slot
+        assert feed_store.session.execute(fence_of, (healthy,)).one()[0] == healthy_fence
 
 
 def test_a_lagging_clock_cannot_put_a_streams_positions_out_of_order(
