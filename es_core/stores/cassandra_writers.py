@@ -11,8 +11,9 @@ hand out:
   holder hands out only positions above the old reservation, so it can never repeat a position
   of an earlier holder, even one paused for longer than its reservation (that one never goes past
   it). Whether a number counts as run out is the only thing a clock decides: liveness, not safety.
-* **renew**: before handing out a position above its reservation, the holder extends it with a
-  conditional write ``IF owner = me``; if another handle took the number over, it claims another.
+* **renew**: before handing out a position above its reservation, or once less than
+  ``RENEW_BEFORE_US`` of it remains, the holder extends it with a conditional write
+  ``IF owner = me``; if another handle took the number over, it claims another.
 * **release** (``close()``): ``owner = null`` and ``reserved`` = the last position time used, so
   the next holder starts right above it. Best effort: a release that fails (node down) leaves a
   claim that frees itself when its reservation runs out (at most ``HOLD_US``, ten minutes).
@@ -20,7 +21,6 @@ hand out:
 Claims never exhaust while handles close: a claim probes a few random numbers, then reads the
 whole table (4,096 small rows at most) and tries every free one; only when every number is held
 by a live reservation does it fail, with ``StoreUnavailableError``.
-
 """
 
 from __future__ import annotations
