@@ -97,15 +97,20 @@ def test_time_travel_slider_and_progress_bar(lab: LabServer, page: Page, screens
         before = int(version.get_attribute("aria-valuetext") or "0")
         expect(heading).to_contain_text(f"at version {before} of ")
         expect(control.locator(".js-plotly-plot g.trace").first).to_be_attached()  # the timeline drew data
-        marker_before = control.locator(".shapelayer path").first.get_attribute("d")
-        assert before > 0 and moment.get_attribute("aria-valuetext") != "0"
+        marker_before = control.locator(".shapelayer path").first.get_attribute("d") or ""
+        moment_before = moment.get_attribute("aria-valuetext")
 
         version.focus()
+        version.press("End")  # to the member's latest version, months after the one shown
+        expect(version).not_to_have_attribute("aria-valuetext", str(before))
+        latest = int(version.get_attribute("aria-valuetext") or "0")
+        assert latest > before
+        expect(heading).to_contain_text(f"at version {latest} of {latest}", timeout=60_000)  # a kernel round trip
+        expect(moment).not_to_have_attribute("aria-valuetext", moment_before or "")  # the other slider followed
+        expect(control.locator(".shapelayer path").first).not_to_have_attribute("d", marker_before)  # and the marker
         version.press("Home")  # to version 0: before the member's first event
-        expect(version).to_have_attribute("aria-valuetext", "0")
-        expect(heading).to_contain_text(re.compile(r"at version 0 of \d+"), timeout=60_000)  # a kernel round trip
-        expect(moment).to_have_attribute("aria-valuetext", "0")  # the other slider followed ("before v1")
-        expect(control.locator(".shapelayer path").first).not_to_have_attribute("d", marker_before or "")
+        expect(heading).to_contain_text(re.compile(r"at version 0 of \d+"), timeout=60_000)
+        expect(moment).to_have_attribute("aria-valuetext", "0")  # "before v1"
         assert "Could not redraw" not in control.inner_text()
     finally:
         save_screenshot(page, screenshot_dir / f"04_slider_moved_{'small' if _small() else 'full'}.png")
