@@ -145,8 +145,9 @@ def migration_sankey(flows: pd.DataFrame, *, title: str = "From stored shapes to
     number of events), coloured by the kind of step."""
     sources = list(dict.fromkeys(flows["source"]))
     targets = list(dict.fromkeys(flows["target"]))
-    labels = sources + [t for t in targets if t not in sources]
-    index = {label: i for i, label in enumerate(labels)}
+    labels = sources + targets  # a shape both stored and read today is a node on each side
+    left = {label: i for i, label in enumerate(sources)}
+    right = {label: len(sources) + i for i, label in enumerate(targets)}
 
     def colour(step: str) -> str:  # by the step that decides the target: the last one
         return _rgba(STEP_COLOURS.get(step.split(" + ")[-1], "#264653"), 0.45)
@@ -156,8 +157,8 @@ def migration_sankey(flows: pd.DataFrame, *, title: str = "From stored shapes to
             arrangement="snap",
             node={"label": labels, "pad": 12, "thickness": 14, "color": "#6d597a"},
             link={
-                "source": [index[s] for s in flows["source"]],
-                "target": [index[t] for t in flows["target"]],
+                "source": [left[s] for s in flows["source"]],
+                "target": [right[t] for t in flows["target"]],
                 "value": flows["events"].tolist(),
                 "label": flows["step"].tolist(),
                 "color": [colour(step) for step in flows["step"]],

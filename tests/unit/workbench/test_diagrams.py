@@ -142,7 +142,9 @@ def test_migration_flows_account_for_every_stored_event(legacy: MemoryStore) -> 
     kinds = dict(zip(flows["source"], flows["step"], strict=False))
     assert kinds["MemberJoined v1"] == "upcast + rename" and kinds["DeviceSwapped v2"] == "split"
     sankey = migration_sankey(flows)
-    assert sum(sankey.data[0].link.value) == flows["events"].sum()
+    link, stored_shapes = sankey.data[0].link, flows["source"].nunique()
+    assert sum(link.value) == flows["events"].sum()
+    assert all(s < stored_shapes <= t for s, t in zip(link.source, link.target, strict=True)), "stored left, read right"
 
 
 def test_trace_view_shows_each_step_of_one_event(legacy: MemoryStore) -> None:
