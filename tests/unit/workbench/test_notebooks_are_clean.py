@@ -45,7 +45,7 @@ def test_the_workshop_readme_lists_every_notebook_once_core_path_first() -> None
     assert sorted(c.path.name for c in listed) == [p.name for p in NOTEBOOKS], "one README row per notebook"
     parts = [c.part for c in listed]
     assert parts[0] == "Before the workshop" and listed[0].path.name == "00_setup_check.ipynb"
-    assert parts[1:9] == ["The core path (90 minutes)"] * 8, "notebooks 1-8 are the core path"
+    assert parts[1:9] == ["The core path"] * 8, "notebooks 1-8 are the core path"
     assert all(p == "Optional chapters" for p in parts[9:])
 
 
