@@ -2,13 +2,15 @@
 
 An append-only event store with optimistic concurrency and idempotent appends, typed events with
 schema versioning (upcasting), aggregates and a repository with snapshots, state as of a
-version or a time, retention, and projections. Backends: SQLite (the default), memory,
+version or a time, retention, projections, and personal fields sealed per subject so that a
+subject can be forgotten (crypto-shredding). Backends: SQLite (the default), memory,
 Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
 from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .errors import (
+    AlreadyForgottenError,
     ConcurrencyError,
     DuplicateEventIdError,
     EventDecodeError,
@@ -19,7 +21,10 @@ from .errors import (
     InvalidInputError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
+    KeyStoreError,
     PayloadTooLargeError,
+    PersonalDataError,
+    PersonalDataIntegrityError,
     SchemaError,
     SnapshotError,
     StoreCorruptionError,
@@ -28,8 +33,10 @@ from .errors import (
     StoreTimeoutError,
     StoreUnavailableError,
     StreamNotFoundError,
+    SubjectForgottenError,
     UnhandledEventError,
     UnknownEventTypeError,
+    UnknownSubjectError,
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
@@ -45,7 +52,9 @@ from .events import (
     StoredEvent,
 )
 from .ids import event_id_from
+from .keys import KeyEncryptionKey, KeyStore, KeyTable, LocalKeyEncryptionKey
 from .limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LENGTH
+from .personal import FORGOTTEN, PersonalData
 from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
@@ -54,11 +63,13 @@ from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, def
 
 __all__ = [
     "DEFAULT_STORE_URL",
+    "FORGOTTEN",
     "MAX_EVENTS_PER_APPEND",
     "MAX_PAYLOAD_BYTES",
     "MAX_STREAM_ID_LENGTH",
     "NO_SNAPSHOTS",
     "Aggregate",
+    "AlreadyForgottenError",
     "AppendResult",
     "ConcurrencyError",
     "Decoded",
@@ -77,10 +88,18 @@ __all__ = [
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
     "JsonlArchive",
+    "KeyEncryptionKey",
+    "KeyStore",
+    "KeyStoreError",
+    "KeyTable",
+    "LocalKeyEncryptionKey",
     "MemoryStore",
     "NewEvent",
     "PayloadRow",
     "PayloadTooLargeError",
+    "PersonalData",
+    "PersonalDataError",
+    "PersonalDataIntegrityError",
     "PreparedEvent",
     "Projection",
     "ProjectionRunner",
@@ -99,8 +118,10 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEvent",
     "StreamNotFoundError",
+    "SubjectForgottenError",
     "UnhandledEventError",
     "UnknownEventTypeError",
+    "UnknownSubjectError",
     "UnsupportedSchemaVersionError",
     "UpcastStep",
     "UpcasterChainError",

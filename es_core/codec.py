@@ -49,11 +49,14 @@ _json_encode = msgspec.json.encode
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Base of typed events. Subclasses set ``event_type`` and ``schema_version`` as class
     attributes; fields are the payload. ``first_schema_version`` is for types that begin life
-    at a later version (e.g. the target of a rename)."""
+    at a later version (e.g. the target of a rename). ``personal_fields`` names the fields that
+    hold personal data (``str`` fields): a protected store seals them per subject, and they read
+    as ``es_core.personal.FORGOTTEN`` once the subject is forgotten."""
 
     event_type: ClassVar[str] = ""
     schema_version: ClassVar[int] = 1
     first_schema_version: ClassVar[int] = 1
+    personal_fields: ClassVar[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class EventRegistry:
             raise UpcasterChainError(f"event type {name!r} is registered twice")
         if cls.schema_version < cls.first_schema_version:
             raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
+        _check_personal_fields(cls)
         self._classes[name] = cls
         self._changed()
         return cls
@@ -229,6 +233,10 @@ class EventRegistry:
     @property
     def classes(self) -> Mapping[str, type[DomainEvent]]:
         return dict(self._classes)
+
+    def personal_fields(self) -> dict[str, tuple[str, ...]]:
+        """Personal field names by event type, for the classes that declare any."""
+        return {name: cls.personal_fields for name, cls in self._classes.items() if cls.personal_fields}
 
     def current_version(self, event_type: str) -> int | None:
         cls = self._classes.get(event_type)
@@ -435,3 +443,13 @@ class EventRegistry:
 _to_builtins = msgspec.to_builtins
 
 __all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]
+
+
+def _check_personal_fields(cls: type[DomainEvent]) -> None:
+    """Personal fields must be fields that can hold the ``FORGOTTEN`` placeholder (a str)."""
+    fields = {f.name: f.type for f in msgspec.inspect.type_info(cls).fields}  # type: ignore[attr-defined]
+    for name in cls.personal_fields:
+        kind = fields.get(name)
+        kinds = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+        if not any(isinstance(k, msgspec.inspect.StrType) for k in kinds):
+            raise SchemaError(f"{cls.event_type}: personal field {name!r} is not a str field")

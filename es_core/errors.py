@@ -20,6 +20,12 @@
     │   ├── EventDecodeError              stored payload does not fit the event's schema
     │   └── UpcasterChainError            the registry's upcaster chains are broken (start-up)
     ├── SnapshotError                     a snapshot cannot be used (always recovered from)
+    ├── PersonalDataError                 personal fields sealed per subject (``es_core.personal``)
+    │   ├── UnknownSubjectError           forgetting a subject the key store has no key for
+    │   ├── AlreadyForgottenError         forgetting a subject twice
+    │   ├── SubjectForgottenError         writing personal fields (or a snapshot) for a forgotten subject
+    │   ├── PersonalDataIntegrityError    sealed fields were altered: nothing of the event is decoded
+    │   └── KeyStoreError                 the key store is missing, unreadable, or another key opens it
     └── StoreError                        the backend failed (translated driver errors)
         ├── StoreUnavailableError         retryable: no replica, connection refused, database locked
         │   └── StoreTimeoutError         retryable: the backend timed out; the write may or may not have landed
@@ -155,6 +161,36 @@ class StoreCorruptionError(StoreError):
 class StoreLayoutError(StoreError):
     """The backend's tables were written by an earlier version in a layout this one cannot use;
     the message names the upgrade to run."""
+
+
+class PersonalDataError(EventSourcingError):
+    """Personal fields sealed per subject could not be written, read or forgotten. Messages
+    name the subject (a pseudonymous id such as a member id), never a key."""
+
+
+class UnknownSubjectError(PersonalDataError, InvalidInputError):
+    """``forget`` named a subject the key store holds no key for: nothing personal of theirs
+    was ever written (or the id is mistyped). Nothing is changed."""
+
+
+class AlreadyForgottenError(PersonalDataError, InvalidInputError):
+    """``forget`` named a subject that is forgotten already. Nothing is changed."""
+
+
+class SubjectForgottenError(PersonalDataError, InvalidInputError):
+    """Personal fields (or a snapshot) for a forgotten subject: refused, nothing written."""
+
+
+class PersonalDataIntegrityError(PersonalDataError, StoreCorruptionError):
+    """Sealed personal fields fail their integrity check (altered, or moved to another event):
+    nothing of the event is decoded."""
+
+
+class KeyStoreError(PersonalDataError, StoreError):
+    """The key store cannot be used: missing or emptied while sealed events exist, unreadable,
+    opened with a key-encryption key that is not its own, or absent from a store whose events
+    hold sealed fields. Raised at start-up (``EventStore.protect``) or on the first read of a
+    sealed event, never answered with placeholders."""
 
 
 def _describe(expected: object) -> str:

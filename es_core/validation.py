@@ -146,7 +146,7 @@ class Validation:
         data = encode_data(event.data)
         metadata = encode_metadata(event.metadata)
         prepared = PreparedEvent(event.event_id, event.event_type, version, data, metadata)
-        return _check_size(prepared, self.payload_limit)
+        return check_size(prepared, self.payload_limit)
 
 
 def _check_count(count: int) -> None:
@@ -154,7 +154,7 @@ def _check_count(count: int) -> None:
         raise InvalidEventError(f"{count} events in one append, over the limit of {MAX_EVENTS_PER_APPEND}")
 
 
-def _check_size(event: PreparedEvent, payload_limit: int) -> PreparedEvent:
+def check_size(event: PreparedEvent, payload_limit: int) -> PreparedEvent:
     size = len(event.data) + len(event.metadata)
     if size > payload_limit:
         raise PayloadTooLargeError(size, payload_limit)

@@ -11,6 +11,10 @@ Two public methods exist for the repository's hot paths and have defaults a back
 override with a faster query: ``append_prepared`` (events encoded by an ``EventRegistry``) and
 ``read_stream_payloads`` (a replay's four columns, payloads undecoded).
 
+Personal data (``protect``, ``forget``): with a ``PersonalData`` and a ``KeyStore`` attached, the
+public methods seal personal fields on the way in and open them on the way out, here, in one
+place; backends only ever see sealed bytes (``es_core.personal``).
+
 Every backend must pass ``tests/contract`` unchanged.
 """
 
@@ -34,8 +38,10 @@ from ..events import (
     Snapshot,
     StoredEvent,
 )
+from ..keys import KeyEncryptionKey, KeyStore, KeyTable
 from ..limits import MAX_PAYLOAD_BYTES
-from ..validation import Validation, check_expected_version, check_version_bound
+from ..personal import PersonalData, Sealer, is_sealed_snapshot, refuse_sealed, refuse_sealed_rows
+from ..validation import Validation, check_expected_version, check_size, check_version_bound
 
 __all__ = ["Clock", "EventStore", "check_expected", "match_retry", "micros", "moment", "utc_now"]
 
@@ -51,6 +57,7 @@ class EventStore(abc.ABC):
     def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
         self.clock: Clock = clock or utc_now
         self._valid = Validation(payload_limit)
+        self._sealer: Sealer | None = None
 
     @property
     def payload_limit(self) -> int:
@@ -79,7 +86,10 @@ class EventStore(abc.ABC):
         valid = self._valid
         stream_id = valid.stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        return self._append(stream_id, valid.new_events(events), expected, self._now())
+        prepared = valid.new_events(events)
+        if self._sealer is not None:
+            prepared = self._seal(stream_id, prepared)
+        return self._append(stream_id, prepared, expected, self._now())
 
     def append_prepared(
         self, stream_id: str, events: list[PreparedEvent], expected_version: ExpectedVersion = Expect.ANY
@@ -90,7 +100,18 @@ class EventStore(abc.ABC):
         valid = self._valid
         stream_id = valid.stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        return self._append(stream_id, valid.prepared(events), expected, self._now())
+        prepared = valid.prepared(events)
+        if self._sealer is not None:
+            prepared = self._seal(stream_id, prepared)
+        return self._append(stream_id, prepared, expected, self._now())
+
+    def _seal(self, stream_id: str, events: list[PreparedEvent]) -> list[PreparedEvent]:
+        assert self._sealer is not None
+        sealed = self._sealer.seal_events(stream_id, events)
+        if sealed is not events:  # sealing grows a payload: the limit holds for what is stored
+            for event in sealed:
+                check_size(event, self.payload_limit)
+        return sealed
 
     def _now(self) -> datetime:
         if self.clock is utc_now:  # the default clock needs no check (a call less per append)
@@ -130,7 +151,8 @@ class EventStore(abc.ABC):
         limit = check_version_bound("limit", limit)
         if limit == 0 or (upto is not None and upto <= after):
             return []
-        return decode_stored_page(self._read_stream(stream_id, after, upto, limit, bool(reverse)))
+        records = decode_stored_page(self._read_stream(stream_id, after, upto, limit, bool(reverse)))
+        return list(self._opened(records))
 
     @abc.abstractmethod
     def _read_stream(
@@ -148,7 +170,8 @@ class EventStore(abc.ABC):
         upto = check_version_bound("upto", upto)
         if upto is not None and upto <= after:
             return []
-        return self._read_stream_payloads(stream_id, after, upto)
+        rows = self._read_stream_payloads(stream_id, after, upto)
+        return refuse_sealed_rows(rows) if self._sealer is None else self._sealer.open_rows(rows)
 
     def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         """The replay's columns of ``_read_stream``'s events. Backends that can select just
@@ -170,7 +193,11 @@ class EventStore(abc.ABC):
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return decode_stored_pages(self._read_all(after, limit, page_size))
+        return self._opened(decode_stored_pages(self._read_all(after, limit, page_size)))
+
+    def _opened(self, records: Iterator[RecordedEvent] | list[RecordedEvent]) -> Iterator[RecordedEvent]:
+        """Records with sealed personal fields opened (or refused when no key store is attached)."""
+        return refuse_sealed(records) if self._sealer is None else self._sealer.open_records(records)
 
     @abc.abstractmethod
     def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
@@ -193,14 +220,19 @@ class EventStore(abc.ABC):
     # -- snapshots -----------------------------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store a snapshot in the snapshot table, replacing one at the same version."""
-        self._save_snapshot(self._check_snapshot(snapshot))
+        """Store a snapshot in the snapshot table, replacing one at the same version. On a
+        protected store the state is sealed with the stream subject's key
+        (``SubjectForgottenError`` once the subject is forgotten: nothing is written)."""
+        self._save_snapshot(self._sealed_snapshot(self._check_snapshot(snapshot)))
 
     def save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
         """``save_snapshot``, then keep only the newest ``keep`` snapshots of its stream.
         Backends that can do both in one transaction override ``_save_snapshot_and_prune``."""
         keep = check_version_bound("keep", keep, allow_none=False) or 0
-        self._save_snapshot_and_prune(self._check_snapshot(snapshot), keep)
+        self._save_snapshot_and_prune(self._sealed_snapshot(self._check_snapshot(snapshot)), keep)
+
+    def _sealed_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        return snapshot if self._sealer is None else self._sealer.seal_snapshot(snapshot)
 
     def _save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
         self._save_snapshot(snapshot)
@@ -220,8 +252,14 @@ class EventStore(abc.ABC):
     def _save_snapshot(self, snapshot: Snapshot) -> None: ...
 
     def latest_snapshot(self, stream_id: str, *, upto: int | None = None) -> Snapshot | None:
-        """The newest snapshot of the stream at or before version ``upto``."""
-        return self._latest_snapshot(self._valid.stream_id(stream_id), check_version_bound("upto", upto))
+        """The newest snapshot of the stream at or before version ``upto``. On a protected store a
+        sealed snapshot whose subject is forgotten reads as None (loads replay the events)."""
+        snapshot = self._latest_snapshot(self._valid.stream_id(stream_id), check_version_bound("upto", upto))
+        if self._sealer is not None:
+            return self._sealer.open_snapshot(snapshot)
+        if is_sealed_snapshot(snapshot):
+            raise SnapshotError(f"the snapshot of {stream_id!r} is sealed: open the store with its key store")
+        return snapshot
 
     @abc.abstractmethod
     def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None: ...
@@ -263,6 +301,51 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _truncate_stream(self, stream_id: str, before_version: int) -> int: ...
+
+    # -- personal data -------------------------------------------------------------------
+
+    def protect(
+        self,
+        kek: KeyEncryptionKey,
+        personal: PersonalData,
+        *,
+        scope: str = "default",
+        previous: Sequence[KeyEncryptionKey] = (),
+        table: KeyTable | None = None,
+        initialise: bool = False,
+    ) -> KeyStore:
+        """Seal ``personal``'s fields with per-subject data keys wrapped by ``kek`` from now on,
+        and open them on every read. Keys live in ``table`` (default: ``key_table()``, a table
+        in this backend) under ``scope``. At start-up the key store must open with ``kek`` (or
+        one of ``previous``); an empty key store is created only on an empty log, or with
+        ``initialise=True`` for a log whose personal events predate protection: otherwise
+        ``KeyStoreError`` (a lost key store is never answered with placeholders)."""
+        if not isinstance(personal, PersonalData):
+            raise InvalidInputError(f"expected PersonalData, not {type(personal).__name__}")
+        keys = KeyStore(table if table is not None else self.key_table(), kek, scope=scope, previous=previous)
+        keys.open(may_initialise=initialise or self.head_position() == 0)
+        self._sealer = Sealer(personal, keys)
+        return keys
+
+    @property
+    def key_store(self) -> KeyStore | None:
+        """The key store attached by ``protect`` (None on an unprotected store)."""
+        return None if self._sealer is None else self._sealer.keys
+
+    def key_table(self) -> KeyTable:
+        """This backend's own table of wrapped data keys (created on first use)."""
+        raise NotImplementedError(f"{type(self).__name__} has no key table: pass one to protect()")
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s data key: from now on their personal fields read as
+        ``es_core.personal.FORGOTTEN`` everywhere, their sealed snapshots are ignored, and new
+        personal fields of theirs are refused. Events, versions and positions are unchanged.
+        ``UnknownSubjectError`` if they have no key, ``AlreadyForgottenError`` the second time."""
+        if self._sealer is None:
+            raise InvalidInputError("forget needs a protected store (EventStore.protect)")
+        if not isinstance(subject, str) or not subject:
+            raise InvalidInputError("a subject is a non-empty str")
+        self._sealer.keys.forget(subject, micros(self._now()))
 
     # -- lifecycle -----------------------------------------------------------------------
 

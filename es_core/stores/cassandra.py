@@ -31,6 +31,7 @@ from cassandra.query import tuple_factory
 
 from ..errors import InvalidStoreUrlError, StoreError
 from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
+from ..keys import KeyTable
 from ..limits import MAX_PAYLOAD_BYTES
 from ..validation import check_stream_id
 from .base import Clock, EventStore
@@ -41,6 +42,7 @@ from .cassandra_errors import TRANSLATED
 from .cassandra_feed import DEFAULT_FEED_SHARDS, MAX_FEED_SHARDS, FeedIndex, FeedStatus
 from .cassandra_feed_reader import FeedReader
 from .cassandra_feed_writer import FeedWriter
+from .cassandra_keys import CassandraKeyTable
 from .cassandra_read import stored, stream_rows
 from .cassandra_schema import (
     DEFAULT_BUCKET_WIDTH,
@@ -268,6 +270,7 @@ class CassandraStore(EventStore):
         self._feed_writer = FeedWriter(index, WriterNumbers(self.session, self._q, clock_us.cluster), clock_us)
         self._feed_reader = FeedReader(index, self._q, clock_us, lease_us=feed_lease_ms * 1000)
         self._appender = Appender(self._live, self._q, self._chain, self._feed_writer)
+        self._key_table: CassandraKeyTable | None = None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None, **options: Any) -> CassandraStore:
@@ -439,6 +442,13 @@ class CassandraStore(EventStore):
             produced += len(rows)
             if rows:
                 yield [stored(stream_id, row) for stream_id, row in rows]
+
+    def key_table(self) -> KeyTable:
+        """Wrapped data keys in this keyspace (``es_core.stores.cassandra_keys``), created on first use."""
+        if self._key_table is None:
+            with TRANSLATED:
+                self._key_table = CassandraKeyTable(self._live(), self.keyspace, self._live, self._q)
+        return self._key_table
 
     def head_position(self) -> int:
         with TRANSLATED:

@@ -11,6 +11,7 @@ from datetime import datetime
 import msgspec
 
 from ..events import AppendResult, ExpectedVersion, PreparedEvent, Snapshot, StoredEvent
+from ..keys import KeyTable, MemoryKeyTable
 from ..limits import MAX_PAYLOAD_BYTES
 from .base import Clock, EventStore, check_expected, match_retry, micros, moment
 
@@ -27,6 +28,10 @@ class MemoryStore(EventStore):
         self._log: list[StoredEvent | None] = []  # index = position - 1; None once truncated
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}  # id -> (stream, version, position)
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._keys = MemoryKeyTable()
+
+    def key_table(self) -> KeyTable:
+        return self._keys
 
     def _append(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime

@@ -29,10 +29,12 @@ from ..errors import (
 )
 from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
 from ..ids import uuid_from_bytes
+from ..keys import KeyTable
 from ..limits import MAX_PAYLOAD_BYTES
 from .base import Clock, EventStore, check_expected, match_retry
 from .base import micros as _micros
 from .base import moment as _moment
+from .sqlite_keys import SQLiteKeyTable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -166,9 +168,16 @@ class SQLiteStore(EventStore):
             self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self._db.executescript(SCHEMA)
         self._closed = False
+        self._key_table: SQLiteKeyTable | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
+
+    def key_table(self) -> KeyTable:
+        """Wrapped data keys in this file (``es_core.stores.sqlite_keys``)."""
+        if self._key_table is None:
+            self._key_table = SQLiteKeyTable(self._db, self._lock, lambda: _TRANSLATED)
+        return self._key_table
 
     # -- writing -------------------------------------------------------------------------
 

@@ -1,0 +1,215 @@
+"""Personal fields, sealed per subject so that forgetting the subject shreds them (crypto-shredding).
+
+An event type's personal fields are data: ``PersonalData`` maps event types to field names
+(``PersonalData.of(registry)`` reads each ``DomainEvent``'s ``personal_fields``) and says whose
+they are, from the stream id (``subject``: by default the text after the stream's category
+prefix, ``member-42`` -> ``42``). ``EventStore.protect`` attaches it with a ``KeyStore``.
+
+On append, the personal fields present in an event's data are taken out and sealed together
+with the subject's data key (AES-GCM, with the event type, subject and field names as associated
+data) into one entry under ``SEALED_KEY``; everything else stays readable. On read they are put back, or, once the
+subject is forgotten, each reads as ``FORGOTTEN``. Events, versions and positions never change.
+Snapshots of a protected store are sealed whole with the stream subject's key.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+
+from .errors import InvalidInputError, KeyStoreError, PersonalDataIntegrityError, SnapshotError
+from .events import PayloadRow, PreparedEvent, RecordedEvent, Snapshot
+from .keys import KeyStore
+
+if TYPE_CHECKING:
+    from .codec import EventRegistry
+
+__all__ = ["FORGOTTEN", "SEALED_KEY", "PersonalData", "Sealer", "subject_after_category"]
+
+FORGOTTEN = "<forgotten>"
+"""What every personal field of a forgotten subject reads as (a str, so personal fields are typed
+``str``; ``EventRegistry`` checks this at registration)."""
+
+SEALED_KEY = "$personal"
+"""The data key under which an event's sealed personal fields are stored:
+``{"subject": ..., "fields": [...], "sealed": base64(nonce + AES-GCM ciphertext)}``. Reserved:
+an event whose data uses it is refused (``InvalidInputError``)."""
+
+_SEALED_BYTES = b'"$personal"'
+_SNAPSHOT_MAGIC = b"\x00sealed1"  # no JSON or msgpack state begins with a NUL byte
+_NONCE = 12
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+def subject_after_category(stream_id: str) -> str:
+    """``member-42`` -> ``42``: the text after the first ``-`` (the whole id when there is none)."""
+    _category, dash, rest = stream_id.partition("-")
+    return rest if dash and rest else stream_id
+
+
+class PersonalData:
+    """Which fields of which event types are personal, and whose (``subject`` of a stream id)."""
+
+    def __init__(
+        self,
+        fields: Mapping[str, Iterable[str]],
+        *,
+        subject: Callable[[str], str] = subject_after_category,
+    ) -> None:
+        checked: dict[str, tuple[str, ...]] = {}
+        for event_type, names in fields.items():
+            names = tuple(names)
+            if not names or not all(isinstance(n, str) and n and n != SEALED_KEY for n in names):
+                raise InvalidInputError(f"personal fields of {event_type!r} must be non-empty field names")
+            checked[event_type] = names
+        self.fields: Mapping[str, tuple[str, ...]] = checked
+        self.subject = subject
+
+    @classmethod
+    def of(cls, registry: EventRegistry, *, subject: Callable[[str], str] = subject_after_category) -> PersonalData:
+        """From the ``personal_fields`` of a registry's event classes."""
+        return cls(registry.personal_fields(), subject=subject)
+
+    def __repr__(self) -> str:
+        return f"PersonalData({dict(self.fields)!r})"
+
+
+class Sealer:
+    """Seals and opens the personal fields of one store's events with a ``KeyStore``."""
+
+    def __init__(self, personal: PersonalData, keys: KeyStore) -> None:
+        self.personal = personal
+        self.keys = keys
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def seal_events(self, stream_id: str, events: list[PreparedEvent]) -> list[PreparedEvent]:
+        """The events with their personal fields sealed (unchanged when they have none).
+        ``SubjectForgottenError`` for a forgotten subject's personal fields: nothing is written."""
+        fields = self.personal.fields
+        if not any(e.event_type in fields for e in events):
+            return events
+        subject = self.personal.subject(stream_id)
+        return [self._seal(subject, e, fields[e.event_type]) if e.event_type in fields else e for e in events]
+
+    def _seal(self, subject: str, event: PreparedEvent, names: tuple[str, ...]) -> PreparedEvent:
+        data = _decode(event.data)
+        if SEALED_KEY in data:
+            raise InvalidInputError(f"event data may not use the reserved key {SEALED_KEY!r}")
+        present = [n for n in names if n in data]
+        if not present:
+            return event
+        plain = _encode({n: data.pop(n) for n in present})
+        nonce = os.urandom(_NONCE)
+        aad = _context(event.event_type, subject, present)
+        sealed = nonce + self.keys.sealing_cipher(subject).encrypt(nonce, plain, aad)
+        data[SEALED_KEY] = {"subject": subject, "fields": present, "sealed": base64.b64encode(sealed).decode()}
+        return PreparedEvent(event.event_id, event.event_type, event.schema_version, _encode(data), event.metadata)
+
+    def seal_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        subject = self.personal.subject(snapshot.stream_id)
+        nonce = os.urandom(_NONCE)
+        aad = _snapshot_context(snapshot, subject)
+        state = _SNAPSHOT_MAGIC + nonce + self.keys.sealing_cipher(subject).encrypt(nonce, snapshot.state, aad)
+        return msgspec.structs.replace(snapshot, state=state)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def open_data(self, event_type: str, data: dict[str, Any]) -> None:
+        """Put the sealed fields back into ``data`` (in place), or ``FORGOTTEN`` for each."""
+        envelope = data.pop(SEALED_KEY)
+        try:
+            subject, names, sealed = envelope["subject"], envelope["fields"], base64.b64decode(envelope["sealed"])
+            aad = _context(event_type, subject, names)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise PersonalDataIntegrityError(f"event {event_type} has a malformed sealed entry") from None
+        aead = self.keys.cipher(subject, create=False)
+        if aead is None:
+            if self.keys.status(subject) == "unknown":
+                raise KeyStoreError(
+                    f"no data key for subject {subject!r}: the key store is not the one their events were sealed with"
+                )
+            data.update(dict.fromkeys(names, FORGOTTEN))
+            return
+        try:
+            plain = aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
+        except (InvalidTag, ValueError):
+            raise PersonalDataIntegrityError(
+                f"the sealed fields of a {event_type} event of subject {subject!r} fail their integrity check"
+            ) from None
+        data.update(_decode(plain))
+
+    def open_records(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
+        for record in records:
+            if SEALED_KEY in record.data:
+                self.open_data(record.event_type, record.data)
+            yield record
+
+    def open_rows(self, rows: list[PayloadRow]) -> list[PayloadRow]:
+        """Payload rows (a replay's) with sealed fields opened."""
+        if not any(_SEALED_BYTES in row[3] for row in rows):
+            return rows
+        opened: list[PayloadRow] = []
+        for row in rows:
+            if _SEALED_BYTES in row[3]:
+                data = _decode(row[3])
+                if SEALED_KEY in data:
+                    self.open_data(row[1], data)
+                    row = (row[0], row[1], row[2], _encode(data))
+            opened.append(row)
+        return opened
+
+    def open_snapshot(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """The snapshot's state opened; None once its subject is forgotten (the caller replays)."""
+        if snapshot is None or not snapshot.state.startswith(_SNAPSHOT_MAGIC):
+            return snapshot
+        subject = self.personal.subject(snapshot.stream_id)
+        aead = self.keys.cipher(subject, create=False)
+        if aead is None:
+            return None
+        body = snapshot.state[len(_SNAPSHOT_MAGIC):]
+        try:
+            state = aead.decrypt(body[:_NONCE], body[_NONCE:], _snapshot_context(snapshot, subject))
+        except (InvalidTag, ValueError):
+            raise SnapshotError(f"sealed snapshot of {snapshot.stream_id!r} fails its integrity check") from None
+        return msgspec.structs.replace(snapshot, state=state)
+
+
+def refuse_sealed(records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
+    """Records as they are, but ``KeyStoreError`` for a sealed one: a store whose events hold
+    sealed fields must be opened with its key store (``EventStore.protect``)."""
+    for record in records:
+        if SEALED_KEY in record.data:
+            raise _locked()
+        yield record
+
+
+def refuse_sealed_rows(rows: list[PayloadRow]) -> list[PayloadRow]:
+    for row in rows:
+        if _SEALED_BYTES in row[3] and SEALED_KEY in _decode(row[3]):
+            raise _locked()
+    return rows
+
+
+def is_sealed_snapshot(snapshot: Snapshot | None) -> bool:
+    return snapshot is not None and snapshot.state.startswith(_SNAPSHOT_MAGIC)
+
+
+def _locked() -> KeyStoreError:
+    return KeyStoreError("this event log holds sealed personal fields: open it with its key store (EventStore.protect)")
+
+
+def _context(event_type: str, subject: str, names: list[str]) -> bytes:
+    if not isinstance(subject, str) or not all(isinstance(n, str) for n in names):
+        raise TypeError("a sealed entry names its subject and fields as str")
+    return "\x00".join((event_type, subject, *names)).encode()
+
+
+def _snapshot_context(snapshot: Snapshot, subject: str) -> bytes:
+    return f"{snapshot.stream_id}\x00{snapshot.version}\x00{snapshot.state_type}\x00{subject}".encode()

@@ -1,0 +1,226 @@
+"""Personal fields sealed per subject, and forgetting a subject (crypto-shredding), on every backend:
+what is stored, what reads back before and after ``forget``, and every refusal writing nothing."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from es_core import (
+    FORGOTTEN,
+    AlreadyForgottenError,
+    EventStore,
+    KeyStoreError,
+    LocalKeyEncryptionKey,
+    NewEvent,
+    PersonalData,
+    PersonalDataIntegrityError,
+    PreparedEvent,
+    Snapshot,
+    SubjectForgottenError,
+    UnknownSubjectError,
+)
+
+Sid = Callable[..., str]
+Reopen = Callable[[], EventStore]
+PERSONAL = PersonalData({"DeviceRegistered": ("device_name", "ip_address")})
+KEK = LocalKeyEncryptionKey(bytes(range(32)), "kek-1")  # one KEK for the run: Cassandra's keyspace is shared
+NAME = "Ada's phone"
+IP = "203.0.113.9"
+
+
+def device(n: int, name: str = NAME) -> NewEvent:
+    return NewEvent(event_type="DeviceRegistered", data={"device_id": f"d{n}", "device_name": name, "ip_address": IP})
+
+
+def played(n: int) -> NewEvent:
+    return NewEvent(event_type="Played", data={"title_id": f"t{n}"})
+
+
+def protect(store: EventStore, scope: str, kek: LocalKeyEncryptionKey = KEK, **options: object) -> EventStore:
+    store.protect(kek, PERSONAL, scope=scope, initialise=True, **options)  # type: ignore[arg-type]
+    return store
+
+
+def stored_bytes(store: EventStore, stream_id: str) -> list[bytes]:
+    """What the backend holds for the stream (the port's bytes-level read)."""
+    return [e[6] for e in store._read_stream(stream_id, 0, None, None, False)]  # StoredEvent.data
+
+
+def test_personal_fields_are_stored_sealed_and_read_back(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    protect(store, s)
+    store.append(s, [device(1), played(1)])
+    for data in stored_bytes(store, s):
+        assert NAME.encode() not in data and IP.encode() not in data
+    assert b'"device_id":"d1"' in stored_bytes(store, s)[0]  # only the personal fields are sealed
+    records = store.read_stream(s)
+    assert records[0].data == {"device_id": "d1", "device_name": NAME, "ip_address": IP}
+    assert records[1].data == {"title_id": "t1"}
+    logged = [r for r in store.read_all(after=records[0].position - 1) if r.stream_id == s]
+    assert [r.data for r in logged] == [r.data for r in records]
+    rows = store.read_stream_payloads(s)
+    assert msgspec.json.decode(rows[0][3]) == records[0].data
+
+
+def test_forgetting_shreds_personal_fields_and_keeps_the_log(store: EventStore, sid: Sid) -> None:
+    s, other = sid("member"), sid("member") + "x"
+    protect(store, s)
+    store.append(s, [device(1), played(1), device(2, "Kitchen TV")])
+    store.append(other, [device(3, "Other's laptop")])
+    before = store.read_stream(s)
+    store.forget(s.partition("-")[2])
+    after = store.read_stream(s)
+    assert [(r.version, r.position, r.event_id, r.event_type) for r in after] == [
+        (r.version, r.position, r.event_id, r.event_type) for r in before
+    ]
+    assert after[0].data == {"device_id": "d1", "device_name": FORGOTTEN, "ip_address": FORGOTTEN}
+    assert after[1].data == {"title_id": "t1"}
+    assert after[2].data["device_name"] == FORGOTTEN
+    assert [r.data for r in store.read_all(after=before[0].position - 1) if r.stream_id == s] == [r.data for r in after]
+    assert msgspec.json.decode(store.read_stream_payloads(s)[0][3])["device_name"] == FORGOTTEN
+    assert store.read_stream(other)[0].data["device_name"] == "Other's laptop"
+    assert store.stream_version(s) == 3
+
+
+def test_forgetting_an_unknown_subject_or_twice_is_refused(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    keys = protect(store, s).key_store
+    assert keys is not None
+    with pytest.raises(UnknownSubjectError):
+        store.forget("nobody-" + s)
+    store.append(s, [device(1)])
+    subject = s.partition("-")[2]
+    store.forget(subject)
+    with pytest.raises(AlreadyForgottenError):
+        store.forget(subject)
+    assert keys.status(subject) == "forgotten" and keys.status("nobody-" + s) == "unknown"
+    assert list(keys.forgotten()) == [subject]
+
+
+def test_personal_fields_of_a_forgotten_subject_are_refused_and_nothing_is_written(
+    store: EventStore, sid: Sid
+) -> None:
+    s = sid("member")
+    protect(store, s)
+    store.append(s, [device(1)])
+    store.forget(s.partition("-")[2])
+    head = store.head_position()
+    with pytest.raises(SubjectForgottenError):
+        store.append(s, [played(2), device(2)])
+    with pytest.raises(SubjectForgottenError):
+        store.append_prepared(s, [PreparedEvent(uuid.uuid4(), "DeviceRegistered", 1, b'{"device_name":"x"}', b"{}")])
+    assert store.stream_version(s) == 1 and store.head_position() == head
+    assert store.append(s, [played(2)]).last_version == 2  # events without personal fields still go in
+
+
+def test_tampered_ciphertext_is_an_integrity_error_and_nothing_is_decoded(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    protect(store, s)
+    store.append(s, [device(1)])
+    data = msgspec.json.decode(stored_bytes(store, s)[0])
+    sealed = bytearray(base64.b64decode(data["$personal"]["sealed"]))
+    sealed[-1] ^= 1
+    data["$personal"]["sealed"] = base64.b64encode(bytes(sealed)).decode()
+    forged = PreparedEvent(uuid.uuid4(), "DeviceRegistered", 1, msgspec.json.encode(data), b"{}")
+    store._append(s, [forged], 1, datetime.now(UTC))  # past the public API: as if the stored bytes changed
+    with pytest.raises(PersonalDataIntegrityError):
+        store.read_stream(s)
+    with pytest.raises(PersonalDataIntegrityError):
+        store.read_stream_payloads(s)
+    assert store.read_stream(s, upto=1)[0].data["device_name"] == NAME
+
+
+def test_a_lost_or_foreign_key_store_is_a_start_up_error(reopen: Reopen, sid: Sid) -> None:
+    s = sid("member")
+    protect(reopen(), s).append(s, [device(1)])
+    with pytest.raises(KeyStoreError):  # an empty key store for a log that is not empty
+        reopen().protect(KEK, PERSONAL, scope=s + "-lost")
+    with pytest.raises(KeyStoreError):  # another KEK
+        reopen().protect(LocalKeyEncryptionKey.generate("kek-other"), PERSONAL, scope=s)
+
+
+def test_a_store_opened_without_its_key_store_refuses_sealed_events(reopen: Reopen, sid: Sid) -> None:
+    s = sid("member")
+    store = protect(reopen(), s)
+    store.append(s, [device(1)])
+    plain = reopen()
+    if plain is store:  # the memory store: "reopening" is the same object
+        pytest.skip("a memory store cannot be reopened without its key store")
+    with pytest.raises(KeyStoreError):
+        plain.read_stream(s)
+    with pytest.raises(KeyStoreError):
+        plain.read_stream_payloads(s)
+    with pytest.raises(KeyStoreError):
+        list(plain.read_all(after=store.read_stream(s)[0].position - 1))
+
+
+def test_kek_rotation_rewraps_every_key_and_keeps_events_readable(reopen: Reopen, sid: Sid) -> None:
+    s, t = sid("member"), sid("member") + "t"
+    store = protect(reopen(), s)
+    keys = store.key_store
+    assert keys is not None
+    store.append(s, [device(1)])
+    store.append(t, [device(2)])
+    store.forget(t.partition("-")[2])
+    new = LocalKeyEncryptionKey.generate("kek-2")
+    assert keys.rotate(new) == 1  # the forgotten subject has no key left to re-wrap
+    assert keys.rotate(new) == 0  # idempotent
+    fresh = reopen()
+    fresh.protect(new, PERSONAL, scope=s)
+    assert fresh.read_stream(s)[0].data["device_name"] == NAME
+    assert fresh.read_stream(t)[0].data["device_name"] == FORGOTTEN
+    with pytest.raises(KeyStoreError):
+        reopen().protect(KEK, PERSONAL, scope=s)
+
+
+def test_two_handles_agree_on_a_new_subjects_key(reopen: Reopen, sid: Sid) -> None:
+    s = sid("member")
+    first, second = protect(reopen(), s), protect(reopen(), s)
+    first.append(s, [device(1, "one")])
+    second.append(s, [device(2, "two")])
+    for handle in (first, second):
+        assert [r.data["device_name"] for r in handle.read_stream(s)] == ["one", "two"]
+
+
+def test_snapshots_are_sealed_and_dropped_once_their_subject_is_forgotten(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    protect(store, s)
+    store.append(s, [device(1)])
+    state = msgspec.json.encode({"devices": {"d1": NAME}})
+    store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
+                                 taken_at=datetime.now(UTC)))
+    raw = store._latest_snapshot(s, None)
+    assert raw is not None and NAME.encode() not in raw.state
+    latest = store.latest_snapshot(s)
+    assert latest is not None and latest.state == state
+    store.forget(s.partition("-")[2])
+    assert store.latest_snapshot(s) is None  # a load replays the events instead
+    with pytest.raises(SubjectForgottenError):
+        store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
+                                     taken_at=datetime.now(UTC)))
+
+
+def test_keys_never_appear_in_reprs_or_errors(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    secret = bytes(range(100, 132))
+    kek = LocalKeyEncryptionKey(secret, "kek-secret")
+    keys = store.protect(kek, PERSONAL, scope=s, initialise=True)
+    store.append(s, [device(1)])
+    shown = [repr(kek), repr(keys), repr(store)]
+    for attempt in (lambda: store.forget("nobody"), lambda: reopen_with_other_kek(store, s)):
+        try:
+            attempt()
+        except Exception as exc:
+            shown.append(str(exc))
+    forms = (secret.hex(), base64.b64encode(secret).decode(), repr(secret))
+    assert len(shown) == 5 and not any(form in text for text in shown for form in forms)
+
+
+def reopen_with_other_kek(store: EventStore, scope: str) -> None:
+    store.protect(LocalKeyEncryptionKey.generate("kek-wrong"), PERSONAL, scope=scope)
