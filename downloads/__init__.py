@@ -6,6 +6,8 @@ taken into account. One stream per member is the consistency boundary; *License*
 *Downloaded* are entities inside it. Commands go through ``DownloadService`` (load, check the
 rules, record, save; idempotent by request id); denials are events. Read models, a seeded
 simulator, what-if replays under other rules, and explanations are built on the same log.
+Device names are personal data: ``personal_data()`` names them for ``EventStore.protect``, and
+``DownloadService.forget_member`` forgets a member.
 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
 """
@@ -17,6 +19,7 @@ from .commands import (
     ChangePlan,
     Command,
     ExpireTitleLicenses,
+    ForgetMember,
     PlayDownload,
     RegisterDevice,
     ReleaseLicense,
@@ -31,6 +34,7 @@ from .errors import (
     DownloadsError,
     InvalidCommandError,
     LicenseNotHeldError,
+    MemberForgottenError,
     NotSubscribedError,
     RequestForgottenError,
     RuleFileError,
@@ -46,15 +50,24 @@ from .events import (
     LicensePlayed,
     LicenseReleased,
     LicenseRenewed,
+    MemberForgotten,
     MembershipCancelled,
     MemberSubscribed,
     PlanChanged,
     new_registry,
+    personal_data,
 )
 from .explain import DenialExplanation, TimelineEntry, explain_denial, timeline
 from .license import License, LicenseState
 from .member import MemberAccount, MemberState, license_id_for
-from .projections import ActiveLicenses, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
+from .projections import (
+    ActiveLicenses,
+    DenialsByRule,
+    DeviceNames,
+    DevicesPerMember,
+    DownloadsPerTitleDay,
+    ReadModels,
+)
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
 from .service import DownloadService, Outcome
 from .simulator import SimulationReport, simulate
@@ -75,6 +88,7 @@ __all__ = [
     "CommandRefusedError",
     "DenialExplanation",
     "DenialsByRule",
+    "DeviceNames",
     "DeviceRegistered",
     "DeviceRemoved",
     "DevicesPerMember",
@@ -85,6 +99,7 @@ __all__ = [
     "DownloadsError",
     "DownloadsPerTitleDay",
     "ExpireTitleLicenses",
+    "ForgetMember",
     "InvalidCommandError",
     "License",
     "LicenseAcquired",
@@ -95,6 +110,8 @@ __all__ = [
     "LicenseRenewed",
     "LicenseState",
     "MemberAccount",
+    "MemberForgotten",
+    "MemberForgottenError",
     "MemberState",
     "MemberSubscribed",
     "MembershipCancelled",
@@ -123,6 +140,7 @@ __all__ = [
     "load_catalogue",
     "load_rules",
     "new_registry",
+    "personal_data",
     "recorded_requests",
     "simulate",
     "timeline",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -21,6 +21,10 @@ _BAD_ID = re.compile(r"[\x00-\x20\x7f/]")
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    """``personal_fields``: fields holding personal data, left out of ``payload()`` (the form
+    kept in event metadata and journals) so that they live only in events, sealed."""
+
+    personal_fields: ClassVar[tuple[str, ...]] = ()
     member_id: str
     at: datetime
     request_id: str
@@ -39,9 +43,14 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
     def name(self) -> str:
         return type(self).__name__
 
-    def payload(self) -> dict[str, Any]:
-        """The command as plain JSON-compatible data (with its ``type`` tag)."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+    def payload(self, *, personal: bool = False) -> dict[str, Any]:
+        """The command as plain JSON-compatible data (with its ``type`` tag), without its
+        personal fields unless ``personal``."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        if not personal:
+            for name in self.personal_fields:
+                data.pop(name, None)
+        return data
 
 
 class Subscribe(Command, frozen=True, kw_only=True):
@@ -57,8 +66,10 @@ class CancelMembership(Command, frozen=True, kw_only=True):
 
 
 class RegisterDevice(Command, frozen=True, kw_only=True):
+    personal_fields = ("device_name",)
     device_id: str
     kind: str = ""
+    device_name: str = ""
 
 
 class RemoveDevice(Command, frozen=True, kw_only=True):
@@ -82,6 +93,10 @@ class ReleaseLicense(Command, frozen=True, kw_only=True):
     license_id: str
 
 
+class ForgetMember(Command, frozen=True, kw_only=True):
+    """The member asks to be forgotten (``DownloadService.forget_member`` also shreds their key)."""
+
+
 class ExpireTitleLicenses(Command, frozen=True, kw_only=True):
     """The per-member part of a title leaving the catalogue: end the member's licences of it."""
 
@@ -99,6 +114,7 @@ AnyCommand = (
     | PlayDownload
     | ReleaseLicense
     | ExpireTitleLicenses
+    | ForgetMember
 )
 COMMAND_TYPES: tuple[type[Command], ...] = AnyCommand.__args__  # type: ignore[attr-defined]
 

@@ -59,5 +59,9 @@ class LicenseNotHeldError(CommandRefusedError):
     """The member holds no licence with that id (never acquired, released, or ended)."""
 
 
+class MemberForgottenError(CommandRefusedError):
+    """The member was forgotten (``ForgetMember``): their account takes no more commands."""
+
+
 class RequestForgottenError(DownloadsError):
     """The store holds this request's events, but the member no longer remembers its outcome."""

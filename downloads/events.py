@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from es_core import DomainEvent, EventRegistry
+from es_core import DomainEvent, EventRegistry, PersonalData
 
 # -- the member ---------------------------------------------------------------------------
 
@@ -44,9 +44,23 @@ class MembershipCancelled(DomainEvent, frozen=True, kw_only=True, gc=False):
 
 
 class DeviceRegistered(DomainEvent, frozen=True, kw_only=True, gc=False):
+    """``device_name`` is what the member called the device ("Ada's iPad"): personal, so a
+    protected store seals it, and it reads as ``es_core.FORGOTTEN`` once the member is forgotten."""
+
     event_type = "DeviceRegistered"
+    personal_fields = ("device_name",)
     device_id: str
     kind: str = ""
+    device_name: str = ""
+    at: datetime
+    request_id: str = ""
+
+
+class MemberForgotten(DomainEvent, frozen=True, kw_only=True, gc=False):
+    """The member asked to be forgotten: their licences were released, their data key is
+    destroyed (``DownloadService.forget_member``), and read models drop or mask their rows."""
+
+    event_type = "MemberForgotten"
     at: datetime
     request_id: str = ""
 
@@ -156,12 +170,13 @@ EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LicensePlayed,
     LicenseReleased,
     LicenseRenewed,
+    MemberForgotten,
     MemberSubscribed,
     MembershipCancelled,
     PlanChanged,
 )
 
-RELEASE_REASONS = ("deleted", "device_removed", "membership_cancelled")
+RELEASE_REASONS = ("deleted", "device_removed", "membership_cancelled", "member_forgotten")
 
 
 def new_registry() -> EventRegistry:
@@ -169,3 +184,9 @@ def new_registry() -> EventRegistry:
     registry = EventRegistry(*EVENT_TYPES)
     registry.validate()
     return registry
+
+
+def personal_data() -> PersonalData:
+    """The domain's personal fields, for ``EventStore.protect``: whose they are follows from the
+    stream (``member-<id>`` -> the member id)."""
+    return PersonalData.of(new_registry())

@@ -30,6 +30,7 @@ from .commands import (
     ChangePlan,
     Command,
     ExpireTitleLicenses,
+    ForgetMember,
     PlayDownload,
     RegisterDevice,
     ReleaseLicense,
@@ -42,6 +43,7 @@ from .errors import (
     CommandRefusedError,
     InvalidCommandError,
     LicenseNotHeldError,
+    MemberForgottenError,
     NotSubscribedError,
     UnknownDeviceError,
 )
@@ -54,6 +56,7 @@ from .events import (
     LicensePlayed,
     LicenseReleased,
     LicenseRenewed,
+    MemberForgotten,
     MembershipCancelled,
     MemberSubscribed,
     PlanChanged,
@@ -70,6 +73,7 @@ class Device(msgspec.Struct, kw_only=True, gc=False):
     registered_at: datetime
     kind: str = ""
     held: int = 0  # licences held on this device
+    name: str = ""  # personal: snapshots holding it are sealed with the member's key
 
 
 class RequestRecord(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
@@ -96,6 +100,7 @@ class MemberState(msgspec.Struct, kw_only=True, gc=False):
     requests: dict[str, RequestRecord] = {}  # oldest first, at most REQUEST_MEMORY
     grants: int = 0
     denials: int = 0
+    forgotten: bool = False  # MemberForgotten: no more commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,10 @@ def _plan_changed_reason(e: PlanChanged) -> str:
 
 def _cancelled_reason(e: MembershipCancelled) -> str:
     return "membership cancelled; downloads deleted"
+
+
+def _forgotten_reason(e: MemberForgotten) -> str:
+    return "member forgotten; downloads deleted and personal data shredded"
 
 
 def _registered_reason(e: DeviceRegistered) -> str:
@@ -202,6 +211,8 @@ class MemberAccount(Aggregate[MemberState]):
     def execute(self, command: Command, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         """Decide ``command`` at its time: record events, return the verdict. Raises a
         ``CommandRefusedError`` / ``InvalidCommandError`` (the caller then saves nothing)."""
+        if self.state.forgotten:
+            raise MemberForgottenError(f"member {self.id} is forgotten")
         self.catch_up(command.at, catalogue)
         handler = _HANDLERS.get(type(command))
         if handler is None:
@@ -251,9 +262,22 @@ class MemberAccount(Aggregate[MemberState]):
         self._member_plan()
         if cmd.device_id in self.state.devices:
             raise CommandRefusedError(f"device {cmd.device_id} is already registered to member {self.id}")
-        registered = DeviceRegistered(device_id=cmd.device_id, kind=cmd.kind, at=cmd.at, request_id=cmd.request_id)
+        registered = DeviceRegistered(
+            device_id=cmd.device_id, kind=cmd.kind, device_name=cmd.device_name, at=cmd.at, request_id=cmd.request_id
+        )
         self.record(registered)
         return Verdict(True, _registered_reason(registered))
+
+    def forget(self, cmd: ForgetMember, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+        """Release every licence and record ``MemberForgotten`` (a member who never joined is
+        refused). The service then destroys the member's data key."""
+        if self.version == 0 and not self.pending:
+            raise NotSubscribedError(f"member {self.id} has no account to forget")
+        for state in list(self.state.licenses.values()):
+            self.record(License(state).release(cmd.at, "member_forgotten", cmd.request_id))
+        forgotten = MemberForgotten(at=cmd.at, request_id=cmd.request_id)
+        self.record(forgotten)
+        return Verdict(True, _forgotten_reason(forgotten))
 
     def remove_device(self, cmd: RemoveDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
         self._device(cmd.device_id)
@@ -417,9 +441,17 @@ class MemberAccount(Aggregate[MemberState]):
         self.state.member_since = None
         self._remember(e.request_id, RequestRecord(True, reason=_cancelled_reason(e)))
 
+    @applies(MemberForgotten)
+    def _forgotten(self, e: MemberForgotten) -> None:
+        s = self.state
+        s.plan = s.member_since = None
+        s.devices.clear()
+        s.forgotten = True
+        self._remember(e.request_id, RequestRecord(True, reason=_forgotten_reason(e)))
+
     @applies(DeviceRegistered)
     def _device_registered(self, e: DeviceRegistered) -> None:
-        self.state.devices[e.device_id] = Device(registered_at=e.at, kind=e.kind)
+        self.state.devices[e.device_id] = Device(registered_at=e.at, kind=e.kind, name=e.device_name)
         self._remember(e.request_id, RequestRecord(True, reason=_registered_reason(e)))
 
     @applies(DeviceRemoved)
@@ -514,4 +546,5 @@ _HANDLERS: dict[type[Command], _Handler] = {
     PlayDownload: MemberAccount.play,  # type: ignore[dict-item]
     ReleaseLicense: MemberAccount.release,  # type: ignore[dict-item]
     ExpireTitleLicenses: MemberAccount.expire_title,  # type: ignore[dict-item]
+    ForgetMember: MemberAccount.forget,  # type: ignore[dict-item]
 }

@@ -1,6 +1,10 @@
 """Read models built from the global log: each can be rebuilt from zero, and each gives
 ``rows()`` (plain dicts) that the notebook layer turns into a DataFrame. The domain itself never
 imports pandas.
+
+A ``MemberForgotten`` event drops the member's rows from every read model that keeps rows per
+member, and ``DeviceNames`` (the one holding personal data) refuses rows of a forgotten member
+from then on, even from events that a stale writer sealed with a key it still had cached.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from .events import (
     LicensePlayed,
     LicenseReleased,
     LicenseRenewed,
+    MemberForgotten,
     new_registry,
 )
 from .member import MemberAccount
@@ -166,7 +171,9 @@ class DevicesPerMember:
         member = member_of(item)
         if member is None:
             return
-        if isinstance(e, DeviceRegistered):
+        if isinstance(e, MemberForgotten):
+            self._devices.pop(member, None)
+        elif isinstance(e, DeviceRegistered):
             self._devices.setdefault(member, {})[e.device_id] = 0
         elif isinstance(e, DeviceRemoved):
             self._devices.get(member, {}).pop(e.device_id, None)
@@ -186,18 +193,58 @@ class DevicesPerMember:
         ]
 
 
+class DeviceNames:
+    """What each member called each of their devices (personal data): the member's rows are
+    dropped on ``MemberForgotten``, and no row of theirs is added after it. A name read after
+    the member's key was destroyed is ``es_core.FORGOTTEN`` and is kept as that."""
+
+    name = "device_names"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._names: dict[str, dict[str, dict[str, Any]]] = {}  # member -> device -> row
+        self.forgotten: set[str] = set()
+
+    def handle(self, item: Decoded) -> None:
+        e = item.event
+        member = member_of(item)
+        if member is None:
+            return
+        if isinstance(e, MemberForgotten):
+            self._names.pop(member, None)
+            self.forgotten.add(member)
+        elif member in self.forgotten:
+            return
+        elif isinstance(e, DeviceRegistered):
+            self._names.setdefault(member, {})[e.device_id] = {
+                "member_id": member, "device_id": e.device_id, "kind": e.kind, "device_name": e.device_name,
+                "registered_at": e.at,
+            }
+        elif isinstance(e, DeviceRemoved):
+            self._names.get(member, {}).pop(e.device_id, None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(row) for _, devices in sorted(self._names.items()) for row in devices.values()]
+
+
 class ReadModels:
-    """The four read models, fed by one ``ProjectionRunner`` over a store's global log."""
+    """The read models, fed by one ``ProjectionRunner`` over a store's global log."""
 
     def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
         self.active_licenses = ActiveLicenses()
         self.downloads_per_title_day = DownloadsPerTitleDay()
         self.denials_by_rule = DenialsByRule()
         self.devices_per_member = DevicesPerMember()
+        self.device_names = DeviceNames()
         self.runner = ProjectionRunner(store, registry or new_registry(), *self.all())
 
     def all(self) -> Iterable[Any]:
-        return (self.active_licenses, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member)
+        return (
+            self.active_licenses, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member,
+            self.device_names,
+        )
 
     def catch_up(self, *, progress: Progress | None = None) -> int:
         return self.runner.run(progress=progress)

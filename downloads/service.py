@@ -28,7 +28,7 @@ from es_core import (
 )
 
 from .catalogue import Catalogue, load_catalogue
-from .commands import Command, ExpireTitleLicenses
+from .commands import Command, ExpireTitleLicenses, ForgetMember
 from .errors import CommandRefusedError, InvalidCommandError, RequestForgottenError
 from .events import new_registry
 from .member import MemberAccount, RequestRecord, Verdict, describe_grant
@@ -122,6 +122,24 @@ class DownloadService:
             self.handle(ExpireTitleLicenses(member_id=m, at=at, request_id=f"{request_id}.{m}", title_id=title_id))
             for m in holders
         ]
+
+    def forget_member(self, member_id: str, at: datetime, request_id: str) -> Outcome:
+        """Forget a member: release their licences and record ``MemberForgotten`` (so read
+        models drop their rows), then destroy their data key, so the personal fields of every
+        event and snapshot of theirs read as ``es_core.FORGOTTEN`` and new ones are refused.
+
+        In that order, so that a crash in between is finished by sending the same request
+        again (it is answered from the member's memory and the key is destroyed then). A member
+        who never wrote personal data still gets a destroyed key (a tombstone), so nothing
+        personal of theirs can be written later. On a store without ``protect`` only the event
+        is recorded."""
+        outcome = self.handle(ForgetMember(member_id=member_id, at=at, request_id=request_id))
+        keys = self.store.key_store
+        if keys is not None and keys.status(member_id) != "forgotten":
+            keys.cipher(member_id, create=True)  # a tombstone needs a key to destroy
+            self.store.forget(member_id)
+        self.repository.forget(member_id)  # no cached state of theirs survives
+        return outcome
 
     def _decide(self, command: Command) -> tuple[MemberAccount, Outcome | Verdict]:
         """Load the member and decide ``command`` on it: the remembered outcome of a known

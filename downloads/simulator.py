@@ -10,6 +10,7 @@ view per member and one pending action each, never the history.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 import resource
@@ -82,6 +83,7 @@ class SimulationReport(msgspec.Struct, kw_only=True):
     commands_by_type: dict[str, int] = {}
     members_by_behaviour: dict[str, int] = {}
     titles_withdrawn: int = 0
+    members_forgotten: int = 0
     wall_seconds: float = 0.0
     events_per_second: float = 0.0
     commands_per_second: float = 0.0
@@ -102,17 +104,24 @@ def simulate(
     start: datetime = DEFAULT_START,
     progress: Progress | None = None,
     allow_existing: bool = False,
+    forget_share: float = 0.0,
 ) -> SimulationReport:
-    """Simulate ``members`` for ``days`` from ``start`` into ``store`` (which should be empty)."""
+    """Simulate ``members`` for ``days`` from ``start`` into ``store`` (which should be empty).
+
+    ``forget_share``: the share of members who cancel and then, within a month, ask to be
+    forgotten (``DownloadService.forget_member``; on a protected store their device names are
+    shredded). At 0 (the default) the simulation is the same as before forgetting existed."""
     if members < 1 or days < 1:
         raise InvalidInputError(f"members and days must be >= 1, not {members} and {days}")
+    if not 0.0 <= forget_share <= 1.0:
+        raise InvalidInputError(f"forget_share must be between 0 and 1, not {forget_share}")
     if start.tzinfo is None:
         raise InvalidInputError("start must be a timezone-aware datetime")
     if not allow_existing and store.head_position() > 0:
         raise InvalidInputError(f"{store!r} already holds events; simulate into an empty store")
-    return Simulation(store, members, days, seed, rules or load_rules(), catalogue or load_catalogue(), start).run(
-        progress
-    )
+    simulation = Simulation(store, members, days, seed, rules or load_rules(), catalogue or load_catalogue(), start)
+    simulation.forget_share = forget_share
+    return simulation.run(progress)
 
 
 class Simulation:
@@ -143,6 +152,8 @@ class Simulation:
         self.refused: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
         self.holders: dict[str, dict[int, int]] = {}  # title -> member index -> licences held
+        self.forget_share = 0.0
+        self.forgotten: set[int] = set()
         self.members = [self._new_member(i, members) for i in range(members)]
         self._queue: list[tuple[datetime, int, int, str, Any]] = []
         self._seq = 0
@@ -266,7 +277,8 @@ class Simulation:
 
     def _register(self, m: SimMember, at: datetime, kind: str) -> None:
         device = m.new_device_id()
-        if self._send(m, RegisterDevice, at, device_id=device, kind=kind):
+        name = device_name(m.member_id, device, kind)
+        if self._send(m, RegisterDevice, at, device_id=device, kind=kind, device_name=name):
             m.devices.append(device)
             m.device_kinds[device] = kind
 
@@ -320,8 +332,21 @@ class Simulation:
             m.subscribed = False
             for held in list(m.held.values()):
                 self._forget(m, held)
+            # drawn only when forgetting is on, so a simulation without it is unchanged
+            if self.forget_share and m.rng.random() < self.forget_share:
+                self._schedule(at + timedelta(days=m.rng.uniform(1, 30)), m.index, "forget_me")
+                return
             if m.rng.random() < 0.4:  # some come back
                 self._schedule(at + timedelta(days=m.rng.uniform(20, 90)), m.index, "join")
+
+    def _on_forget_me(self, m: SimMember, at: datetime, _: Any) -> None:
+        self.now = at
+        outcome = self.service.forget_member(m.member_id, at, m.next_request_id())
+        self.forgotten.add(m.index)
+        self.report.commands += 1
+        self.report.events += outcome.events
+        self.report.members_forgotten += 1
+        self.by_type["ForgetMember"] += 1
 
     def _on_plan(self, m: SimMember, at: datetime, _: Any) -> None:
         if not m.subscribed:
@@ -451,3 +476,13 @@ class Simulation:
 def _peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+FIRST_NAMES = ("Ada", "Bo", "Chidi", "Dana", "Emil", "Farah", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Luca")
+
+
+def device_name(member_id: str, device_id: str, kind: str) -> str:
+    """The name a member gives a device ("Ada's tablet"): personal data, derived from the ids
+    (not from the member's random stream, so adding names changed no simulated decision)."""
+    digest = hashlib.blake2b(f"{member_id}\x1f{device_id}".encode(), digest_size=2).digest()
+    return f"{FIRST_NAMES[int.from_bytes(digest) % len(FIRST_NAMES)]}'s {kind or 'device'} {device_id}"

@@ -6,7 +6,17 @@ import base64
 
 import pytest
 
-from es_core import DomainEvent, EventRegistry, InvalidInputError, KeyStoreError, LocalKeyEncryptionKey, PersonalData
+from es_core import (
+    FORGOTTEN,
+    DomainEvent,
+    EventRegistry,
+    InvalidInputError,
+    KeyStoreError,
+    LocalKeyEncryptionKey,
+    NewEvent,
+    PersonalData,
+    open_store,
+)
 from es_core.errors import SchemaError
 from es_core.personal import subject_after_category
 
@@ -69,3 +79,30 @@ def test_a_kek_text_form_round_trips_and_bad_forms_are_refused() -> None:
             LocalKeyEncryptionKey.from_text(bad)
     with pytest.raises(InvalidInputError):
         LocalKeyEncryptionKey(b"short", "k")
+
+
+class NamedV2(DomainEvent, frozen=True, kw_only=True):
+    event_type = "Named"
+    schema_version = 2
+    personal_fields = ("name",)
+    device_id: str
+    name: str
+    source: str
+
+
+def test_upcasters_see_the_placeholder_never_the_plaintext() -> None:
+    seen: list[str] = []
+    registry = EventRegistry(NamedV2)
+
+    @registry.upcaster("Named", 1)
+    def add_source(data: dict[str, object]) -> dict[str, object]:
+        seen.append(str(data["name"]))
+        return {**data, "source": "v1"}
+
+    store = open_store("memory://")
+    store.protect(LocalKeyEncryptionKey.generate("k"), PersonalData.of(registry))
+    store.append("member-ann", [NewEvent(event_type="Named", data={"device_id": "d", "name": "Ann's TV"})])
+    assert [e.name for e in registry.decode(store.read_stream("member-ann")[0])] == ["Ann's TV"]  # type: ignore[attr-defined]
+    store.forget("ann")
+    assert [e.name for e in registry.decode(store.read_stream("member-ann")[0])] == [FORGOTTEN]  # type: ignore[attr-defined]
+    assert seen == ["Ann's TV", FORGOTTEN]

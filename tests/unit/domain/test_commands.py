@@ -11,6 +11,7 @@ from downloads import (
     CancelMembership,
     ChangePlan,
     ExpireTitleLicenses,
+    ForgetMember,
     InvalidCommandError,
     PlayDownload,
     RegisterDevice,
@@ -36,6 +37,7 @@ EXAMPLES = [
     PlayDownload(member_id="ann", at=T0, request_id="r8", license_id="lic-1"),
     ReleaseLicense(member_id="ann", at=T0, request_id="r9", license_id="lic-1"),
     ExpireTitleLicenses(member_id="ann", at=T0, request_id="r10", title_id="film-a"),
+    ForgetMember(member_id="ann", at=T0, request_id="r11"),
 ]
 
 
@@ -48,6 +50,13 @@ def test_a_command_round_trips_through_its_payload(command: object) -> None:
     payload = command.payload()  # type: ignore[attr-defined]
     assert payload["type"] == type(command).__name__
     assert command_from_payload(payload) == command
+
+
+def test_a_payload_leaves_personal_fields_out_unless_asked() -> None:
+    command = RegisterDevice(member_id="ann", at=T0, request_id="r", device_id="phone", device_name="Ann's phone")
+    assert "device_name" not in command.payload()
+    assert command_from_payload(command.payload()).device_name == ""  # type: ignore[attr-defined]
+    assert command_from_payload(command.payload(personal=True)) == command
 
 
 def test_a_naive_time_is_refused_with_the_domain_error() -> None:
