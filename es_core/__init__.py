@@ -57,7 +57,15 @@ from .limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LENG
 from .personal import FORGOTTEN, PersonalData
 from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
-from .retention import JsonlArchive, archive_before_snapshot
+from .retention import (
+    JsonlArchive,
+    RetentionPolicy,
+    RetentionReport,
+    StreamRetention,
+    apply_retention,
+    archive_before_snapshot,
+    load_policies,
+)
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
 
@@ -106,6 +114,8 @@ __all__ = [
     "RecordedEvent",
     "Repository",
     "RepositoryStats",
+    "RetentionPolicy",
+    "RetentionReport",
     "SQLiteStore",
     "SchemaError",
     "Snapshot",
@@ -118,6 +128,7 @@ __all__ = [
     "StoreUnavailableError",
     "StoredEvent",
     "StreamNotFoundError",
+    "StreamRetention",
     "SubjectForgottenError",
     "UnhandledEventError",
     "UnknownEventTypeError",
@@ -126,8 +137,10 @@ __all__ = [
     "UpcastStep",
     "UpcasterChainError",
     "applies",
+    "apply_retention",
     "archive_before_snapshot",
     "default_store_url",
     "event_id_from",
+    "load_policies",
     "open_store",
 ]

@@ -21,7 +21,7 @@ Every backend must pass ``tests/contract`` unchanged.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from ..clock import Clock, micros, moment, utc_now
@@ -142,9 +142,12 @@ class EventStore(abc.ABC):
         upto: int | None = None,
         limit: int | None = None,
         reverse: bool = False,
+        as_stored: bool = False,
     ) -> list[RecordedEvent]:
         """Events of one stream with ``after < version <= upto``, in version order (or the
-        reverse), at most ``limit`` of them. A missing stream reads as empty."""
+        reverse), at most ``limit`` of them. A missing stream reads as empty. ``as_stored``
+        leaves sealed personal fields sealed (for archives and copies, which must never hold
+        them in the clear; ``open_personal`` opens such records later)."""
         stream_id = self._valid.stream_id(stream_id)
         after = check_version_bound("after", after, allow_none=False) or 0
         upto = check_version_bound("upto", upto)
@@ -152,7 +155,7 @@ class EventStore(abc.ABC):
         if limit == 0 or (upto is not None and upto <= after):
             return []
         records = decode_stored_page(self._read_stream(stream_id, after, upto, limit, bool(reverse)))
-        return list(self._opened(records))
+        return records if as_stored else list(self._opened(records))
 
     @abc.abstractmethod
     def _read_stream(
@@ -195,7 +198,12 @@ class EventStore(abc.ABC):
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
         return self._opened(decode_stored_pages(self._read_all(after, limit, page_size)))
 
-    def _opened(self, records: Iterator[RecordedEvent] | list[RecordedEvent]) -> Iterator[RecordedEvent]:
+    def open_personal(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
+        """Records read ``as_stored`` (e.g. from an archive), with their sealed fields opened as
+        a read would open them (``FORGOTTEN`` for a forgotten subject)."""
+        return self._opened(records)
+
+    def _opened(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
         """Records with sealed personal fields opened (or refused when no key store is attached)."""
         return refuse_sealed(records) if self._sealer is None else self._sealer.open_records(records)
 

@@ -22,7 +22,15 @@ from downloads import (
     simulate,
     whatif,
 )
-from es_core import FORGOTTEN, LocalKeyEncryptionKey, SnapshotPolicy, open_store
+from es_core import (
+    FORGOTTEN,
+    JsonlArchive,
+    LocalKeyEncryptionKey,
+    RetentionPolicy,
+    SnapshotPolicy,
+    apply_retention,
+    open_store,
+)
 
 from .conftest import T0, World, make_rules
 
@@ -158,3 +166,21 @@ def test_a_simulation_without_forgetting_is_unchanged_by_it() -> None:
     assert (a.commands, a.events, a.grants, a.denials, a.members_forgotten) == (
         b.commands, b.events, b.grants, b.denials, 0
     )
+
+
+def test_retention_archives_stay_sealed_and_are_shredded_with_the_member(tmp_path: Path) -> None:
+    world = protected_world()
+    ann_and_bob(world)
+    for n in range(4):
+        world.acquire("show-y" if n % 2 else "film-a", member="ann", device="tab")
+    archive = JsonlArchive(tmp_path / "members.jsonl")
+    report = apply_retention(
+        [world.service.repository], [RetentionPolicy(category="member", keep_last=1)], archive=archive
+    )
+    assert report.archived > 0 and report.deleted == report.archived
+    assert NAME.encode() not in archive.path.read_bytes()
+    opened = [r.data for r in world.store.open_personal(archive.read()) if r.event_type == "DeviceRegistered"]
+    assert {d["device_name"] for d in opened} >= {f"ann: {NAME}"}
+    world.service.forget_member("ann", T0 + timedelta(days=1), "forget-1")
+    reread = [r for r in world.store.open_personal(archive.read()) if r.event_type == "DeviceRegistered"]
+    assert {r.stream_id: r.data["device_name"] for r in reread}["member-ann"] == FORGOTTEN
