@@ -129,13 +129,18 @@ class DownloadService:
         event and snapshot of theirs read as ``es_core.FORGOTTEN`` and new ones are refused.
 
         In that order, so that a crash in between is finished by sending the same request
-        again (it is answered from the member's memory and the key is destroyed then). A member
-        who never wrote personal data still gets a destroyed key (a tombstone), so nothing
-        personal of theirs can be written later. On a store without ``protect`` only the event
-        is recorded."""
+        again (it is answered from the member's memory and the key is destroyed then). Before
+        the key goes, the member's state (which no longer holds personal data) is snapshotted
+        unsealed: their sealed snapshots become unreadable, and retention may have removed the
+        events before them. A member who never wrote personal data still gets a destroyed key
+        (a tombstone), so nothing personal of theirs can be written later. On a store without
+        ``protect`` only the event is recorded."""
         outcome = self.handle(ForgetMember(member_id=member_id, at=at, request_id=request_id))
         keys = self.store.key_store
         if keys is not None and keys.status(member_id) != "forgotten":
+            member = self.repository.load(member_id)
+            if member.state.forgotten:
+                self.repository.save_snapshot(member, sealed=False)
             keys.cipher(member_id, create=True)  # a tombstone needs a key to destroy
             self.store.forget(member_id)
         self.repository.forget(member_id)  # no cached state of theirs survives

@@ -287,6 +287,23 @@ class Repository(Generic[A]):
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
+    def save_snapshot(self, aggregate: A, *, sealed: bool = True) -> Snapshot:
+        """Snapshot ``aggregate`` now (it must be saved: no pending events), whatever the policy
+        says; ``sealed``: as ``EventStore.save_snapshot``. Returns the snapshot."""
+        if aggregate.pending or aggregate.version < 1:
+            raise InvalidInputError("snapshot a saved aggregate: it has pending events or none at all")
+        snapshot = Snapshot(
+            stream_id=aggregate.stream_id,
+            version=aggregate.version,
+            state_type=self.aggregate_cls.aggregate_type,
+            state_schema_version=self.aggregate_cls.state_schema_version,
+            state=aggregate.snapshot_state(),
+            taken_at=self.store.clock(),
+        )
+        self.store.save_snapshot(snapshot, sealed=sealed)
+        aggregate.snapshot_version = aggregate.version
+        return snapshot
+
     def forget(self, aggregate_id: str | None = None) -> None:
         """Drop one aggregate (or all) from the cache."""
         if aggregate_id is None:

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from .report import ScenarioResult, as_json, format_table, run_passed
 
-SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "cassandra-failure")
-DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
+SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "forgetting", "cassandra-failure")
+DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback", "forgetting")
 RACE_KEYSPACE = "es_reliability"
 
 
@@ -163,6 +163,10 @@ def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callabl
         from .outage import run_fallback
 
         return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
+    if name == "forgetting":
+        from .forgetting import run_forgetting
+
+        return [lambda: run_forgetting(workdir / "forgetting", seed=args.seed)]
     if name == "cassandra-failure":
         from .node_failure import run_node_failure
 

@@ -227,11 +227,14 @@ class EventStore(abc.ABC):
 
     # -- snapshots -----------------------------------------------------------------------
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
+    def save_snapshot(self, snapshot: Snapshot, *, sealed: bool = True) -> None:
         """Store a snapshot in the snapshot table, replacing one at the same version. On a
         protected store the state is sealed with the stream subject's key
-        (``SubjectForgottenError`` once the subject is forgotten: nothing is written)."""
-        self._save_snapshot(self._sealed_snapshot(self._check_snapshot(snapshot)))
+        (``SubjectForgottenError`` once the subject is forgotten: nothing is written), unless
+        ``sealed=False``: the caller vouches that the state holds no personal data (a forgotten
+        subject's state, saved so that loads need not replay events retention removed)."""
+        snapshot = self._check_snapshot(snapshot)
+        self._save_snapshot(self._sealed_snapshot(snapshot) if sealed else snapshot)
 
     def save_snapshot_and_prune(self, snapshot: Snapshot, keep: int) -> None:
         """``save_snapshot``, then keep only the newest ``keep`` snapshots of its stream.

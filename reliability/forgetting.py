@@ -1,0 +1,235 @@
+"""Forgetting: members forgotten while writers and a projection run, then every file scanned.
+
+A protected SQLite store (device names sealed per member) takes seeded commands from writer
+threads, each with its own store handle and service (a cache of members and of data keys). A
+projection thread catches the read models up over and over and writes their rows to a JSON file,
+as a service would persist them. Meanwhile some members are forgotten
+(``DownloadService.forget_member``), after a retention run has archived the start of their
+streams (sealed) to a JSON-lines file; another runs at the end.
+
+Afterwards: no byte of a forgotten member's device names is left in any file the run wrote
+(the database and its write-ahead log, the read models, the archive), every other member's
+names still read back, their events before the forgetting are unchanged, and their streams pass
+the usual checks (every acknowledged event stored once, every limit held).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from downloads import MemberForgottenError, ReadModels, RegisterDevice, personal_data
+from es_core import (
+    FORGOTTEN,
+    EventStore,
+    JsonlArchive,
+    LocalKeyEncryptionKey,
+    RetentionPolicy,
+    SubjectForgottenError,
+    apply_retention,
+    open_store,
+)
+
+from .report import ScenarioResult, timed
+from .workload import (
+    BASE_TIME,
+    DEVICES,
+    Ack,
+    MemberView,
+    learn,
+    next_command,
+    send,
+    service_for,
+    subscribe_all,
+    verify_members,
+    world,
+)
+
+KEK = LocalKeyEncryptionKey(bytes(range(32)), "reliability-kek")  # a fixed test key: the run is seeded
+
+
+def run_forgetting(
+    workdir: Path, *, seed: int, members: int = 8, victims: int = 2, writers: int = 3, commands: int = 60
+) -> ScenarioResult:
+    result = ScenarioResult("forgetting", "sqlite", fault_kind="members forgotten", ack_kind="commands")
+    with timed(result):
+        _run(result, workdir, seed, members, victims, writers, commands)
+    return result
+
+
+def secret(member: str, device: str, seed: int) -> str:
+    """A device name no other text in the run can contain by chance."""
+    return f"{member}'s {device} #{random.Random(f'{seed}:{member}:{device}').getrandbits(48):012x}"
+
+
+def _run(
+    result: ScenarioResult, workdir: Path, seed: int, n_members: int, n_victims: int, n_writers: int, n_commands: int
+) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{workdir / 'events.db'}"
+    rules, catalogue = world()
+    members = [f"f{k:02d}" for k in range(n_members)]
+    rng = random.Random(f"{seed}:forgetting")
+    victims = sorted(rng.sample(members, n_victims))
+
+    def protected() -> EventStore:
+        store = open_store(url)
+        store.protect(KEK, personal_data(), initialise=True)
+        return store
+
+    setup_store = protected()
+    setup = service_for(setup_store, rules, catalogue)
+    acks = subscribe_all(setup, members, "setup")
+    for member in members:  # names for the two devices every member starts with
+        for k, device in enumerate(DEVICES[2:4]):
+            acks.append(send(setup, RegisterDevice(
+                member_id=member, at=BASE_TIME, request_id=f"setup-name-{member}-{k}", device_id=device,
+                kind=device, device_name=secret(member, device, seed),
+            )))
+    stop = threading.Event()
+    milestones = [threading.Event() for _ in victims]  # writer 0 passes them: forget then
+    errors: list[str] = []
+    models_path, archive = workdir / "read_models.json", JsonlArchive(workdir / "archive.jsonl")
+    lock = threading.Lock()
+
+    def writer(w: int) -> None:
+        store = protected()
+        service = service_for(store, rules, catalogue, max_attempts=50)  # writers contend on few members
+        wrng = random.Random(f"{seed}:writer:{w}")
+        views = {m: MemberView() for m in members}
+        try:
+            for i in range(n_commands):
+                if w == 0:
+                    for k, milestone in enumerate(milestones):
+                        if i == (k + 1) * n_commands // (len(milestones) + 1):
+                            milestone.set()
+                member = wrng.choice(members)
+                at = BASE_TIME + timedelta(minutes=i + 1, seconds=w)
+                command = next_command(wrng, member, f"w{w}-c{i}", at, views[member])
+                if isinstance(command, RegisterDevice):  # a new device gets a name too
+                    command = RegisterDevice(member_id=member, at=at, request_id=command.request_id,
+                                             device_id=command.device_id, kind=command.kind,
+                                             device_name=secret(member, command.device_id, seed))
+                ack = send(service, command)
+                learn(views[member], command, ack)
+                with lock:
+                    acks.append(ack)
+        except Exception as exc:  # reported, not swallowed: the scenario then fails
+            errors.append(f"writer {w}: {type(exc).__name__}: {exc}")
+        finally:
+            for milestone in milestones:
+                milestone.set()
+            store.close()
+
+    def projection() -> None:
+        store = protected()
+        models = ReadModels(store)
+        try:
+            while True:
+                finished = stop.is_set()
+                models.catch_up()
+                _write_rows(models_path, models)
+                result.figures["projection_catch_ups"] = result.figures.get("projection_catch_ups", 0) + 1
+                if finished:
+                    break
+        except Exception as exc:
+            errors.append(f"projection: {type(exc).__name__}: {exc}")
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(n_writers)]
+    watcher = threading.Thread(target=projection)
+    for thread in (*threads, watcher):
+        thread.start()
+    before: dict[str, list[tuple[Any, ...]]] = {}
+    forgetter = service_for(setup_store, rules, catalogue, max_attempts=20)
+    # the victims' streams only: the survivors' stay whole for the final checks
+    retention = ([forgetter.repository], [RetentionPolicy(category="member", keep_last=3)])
+    victim_streams = [f"member-{v}" for v in victims]
+    result.figures["archived_before_forgetting"] = apply_retention(
+        *retention, archive=archive, streams=victim_streams
+    ).archived
+    in_clear = 0
+    for k, victim in enumerate(victims):  # while the writers run
+        milestones[k].wait()
+        seen = models_path.read_bytes() if models_path.exists() else b""
+        in_clear += any(secret(victim, d, seed).encode() in seen for d in DEVICES)
+        before = {m: _events(setup_store, m) for m in members if m not in victims}
+        outcome = forgetter.forget_member(victim, BASE_TIME + timedelta(minutes=k + 1), f"forget-{victim}")
+        result.faults += 1
+        acks.append(Ack("forget-" + victim, victim, "ForgetMember", outcome.status, outcome.events))
+    for thread in threads:
+        thread.join()
+    stop.set()
+    watcher.join()
+    result.problems.extend(errors[:3])
+    if errors:
+        result.error = errors[0]
+        return
+    result.figures["archived_after_forgetting"] = apply_retention(
+        *retention, archive=archive, streams=victim_streams
+    ).archived
+    _check(result, setup_store, members, victims, before, seed)
+    survivors = [m for m in members if m not in victims]
+    verify_members(setup_store, survivors, [a for a in acks if a.member_id in survivors], rules, catalogue, result)
+    refused = [a for a in acks if a.member_id in victims and a.error in
+               (MemberForgottenError.__name__, SubjectForgottenError.__name__)]
+    result.acknowledged = sum(1 for a in acks if a.answered)
+    result.figures.update(members=n_members, victims=n_victims, writers=n_writers,
+                          commands_refused_after_forgetting=len(refused),
+                          victims_named_in_read_models_before_forgetting=in_clear)
+    setup_store.close()
+    _scan(result, workdir, members, victims, seed)
+
+
+def _events(store: EventStore, member: str) -> list[tuple[Any, ...]]:
+    return [(e.version, e.event_id, e.event_type, e.data) for e in store.read_stream(f"member-{member}")]
+
+
+def _write_rows(path: Path, models: ReadModels) -> None:
+    """The read models' rows, replaced atomically (as a service persisting them would)."""
+    rows = {model.name: model.rows() for model in models.all()}
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(rows, default=str))
+    os.replace(scratch, path)
+
+
+def _check(
+    result: ScenarioResult, store: EventStore, members: list[str], victims: list[str],
+    before: dict[str, list[tuple[Any, ...]]], seed: int,
+) -> None:
+    for member in members:
+        names = [e.data["device_name"] for e in store.read_stream(f"member-{member}")
+                 if e.event_type == "DeviceRegistered" and e.data.get("device_name")]
+        if member in victims:
+            if any(name != FORGOTTEN for name in names):
+                result.problem("violation", f"{member} is forgotten but a device name reads in the clear")
+        elif any(name == FORGOTTEN or not name.startswith(f"{member}'s ") for name in names):
+            result.problem("violation", f"{member} was not forgotten but their device names changed")
+    for member, events in before.items():
+        if _events(store, member)[: len(events)] != events:
+            result.problem("violation", f"{member}'s events changed while others were forgotten")
+
+
+def _scan(result: ScenarioResult, workdir: Path, members: list[str], victims: list[str], seed: int) -> None:
+    """Every file of the run, byte for byte, for every device name of a forgotten member."""
+    names = {m: [secret(m, d, seed).encode() for d in DEVICES] for m in members}
+    scanned = 0
+    for path in sorted(p for p in workdir.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        scanned += len(data)
+        for victim in victims:
+            for name in names[victim]:
+                if name in data:
+                    result.problem("violation", f"{path.name} holds {victim}'s device name in the clear",
+                                   "plaintext of a forgotten member left in a file")
+    result.figures.update(files_scanned=len(list(workdir.rglob("*"))), bytes_scanned=scanned)
+    result.summary = (
+        f"{len(victims)} of {len(members)} members forgotten under live writers and a projection; "
+        f"no plaintext of theirs in {result.figures['files_scanned']} files ({scanned} bytes)"
+    )
