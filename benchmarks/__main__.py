@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run | scaling | table``.
+"""Command line: ``python -m benchmarks run | scaling | personal | table``.
 
 With ``--json`` exactly one JSON object goes to stdout; progress always goes to stderr.
 """
@@ -11,12 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import personal as personal_suite
 from . import run as run_suite
 from . import scaling as scaling_suite
 from .tables import RESULTS_FILE, markdown_table, scaling_markdown
 
 QUICK_RUN = {"members": 20, "events": 20, "snapshot_every": 5, "rounds": 2, "append_rounds": 2, "read_rounds": 1,
              "load_sample": 10, "append_members": 2, "append_commands": 10}
+QUICK_PERSONAL = {"members": 20, "events": 20, "snapshot_every": 5, "rounds": 2, "append_rounds": 2,
+                  "load_sample": 10, "append_members": 2, "append_commands": 10}
 QUICK_SCALING = {"sizes": (20, 60), "aggregates": 2, "snapshot_every": 5, "intervals": (5,), "sim_members": (5,),
                  "sim_days": 2, "rounds": 1, "append_members": 2, "append_commands": 10}
 
@@ -66,6 +69,13 @@ def parser() -> argparse.ArgumentParser:
     scaling.add_argument("--sim-members", type=_ints, metavar="LIST", help="simulator sizes (default 1000,10000)")
     scaling.add_argument("--sim-days", type=int, metavar="D", help="simulated days per simulator run (default 30)")
 
+    personal = sub.add_parser("personal", help="the cost of sealing personal fields: protected vs unprotected")
+    _common(personal)
+    personal.add_argument("--members", type=int, metavar="N", help="members to seed (default 400)")
+    personal.add_argument("--events-per-member", type=int, metavar="E", dest="events", help="events each (default 100)")
+    personal.add_argument("--load-sample", type=int, metavar="S", help="accounts loaded per round (default 200)")
+    personal.add_argument("--append-rounds", type=int, metavar="R", help="rounds of appends (default 5)")
+
     table = sub.add_parser("table", help="the latest saved figures as a Markdown table (for the README)")
     table.add_argument("--results", type=Path, default=RESULTS_FILE)
     return top
@@ -77,7 +87,9 @@ def _config(args: argparse.Namespace, cls: type[Any], quick: dict[str, Any], nam
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
-    values.update(store=args.store, peer=not args.no_peer, workdir=args.workdir, keep=args.keep)
+    values.update(store=args.store, workdir=args.workdir, keep=args.keep)
+    if cls is not personal_suite.PersonalConfig:  # the personal suite measures es_core against itself
+        values["peer"] = not args.no_peer
     return cls(**values)
 
 
@@ -122,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(args.results.read_text())
         print(markdown_table(saved) + "\n\n" + scaling_markdown(saved))
         return 0
-    if args.command == "run":
+    if args.command == "personal":
+        config = _config(args, personal_suite.PersonalConfig, QUICK_PERSONAL,
+                         ("members", "events", "snapshot_every", "rounds", "append_rounds", "seed", "load_sample"))
+        result = personal_suite.run_personal(config, _log)
+    elif args.command == "run":
         config = _config(args, run_suite.RunConfig, QUICK_RUN,
                          ("members", "events", "snapshot_every", "rounds", "append_rounds", "seed", "load_sample"))
         result = run_suite.run(config, _log)
@@ -137,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
+    elif result["suite"] == "personal":
+        print(personal_suite.human(result))
     else:
         print(human(result))
     return 0

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from cryptography.exceptions import InvalidTag
 
 from .errors import InvalidInputError, KeyStoreError, PersonalDataIntegrityError, SnapshotError
-from .events import PayloadRow, PreparedEvent, RecordedEvent, Snapshot
+from .events import PayloadRow, PreparedEvent, RecordedEvent, Snapshot, StoredEvent
 from .keys import KeyStore
 
 if TYPE_CHECKING:
@@ -41,10 +44,31 @@ SEALED_KEY = "$personal"
 an event whose data uses it is refused (``InvalidInputError``)."""
 
 _SEALED_BYTES = b'"$personal"'
+_ENTRY = b'"$personal":{'  # the sealed entry as _seal writes it: the payload's last key
+_BEFORE_ENTRY = b",{"  # (as ints) what precedes a top-level last key
 _SNAPSHOT_MAGIC = b"\x00sealed1"  # no JSON or msgpack state begins with a NUL byte
 _NONCE = 12
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
+_ROW_DATA = itemgetter(3)  # PayloadRow's data
+_STORED_DATA = itemgetter(6)  # StoredEvent's data
+
+
+def sealed_indexes(payloads: Sequence[bytes]) -> list[int]:
+    """Indexes of the payloads that may hold a sealed entry. One search of the joined bytes
+    in C, so a page without any costs no Python work per event (stored JSON objects begin with
+    ``{`` and end with ``}``, so the marker cannot straddle two of them)."""
+    joined = b"".join(payloads)
+    start = joined.find(_SEALED_BYTES)
+    if start < 0:
+        return []
+    ends = list(accumulate(map(len, payloads)))
+    found = []
+    while start >= 0:
+        i = bisect_right(ends, start)
+        found.append(i)
+        start = joined.find(_SEALED_BYTES, ends[i])
+    return found
 
 
 def subject_after_category(stream_id: str) -> str:
@@ -123,11 +147,16 @@ class Sealer:
 
     def open_data(self, event_type: str, data: dict[str, Any]) -> None:
         """Put the sealed fields back into ``data`` (in place), or ``FORGOTTEN`` for each."""
-        envelope = data.pop(SEALED_KEY)
+        data.update(_decode(self._open_envelope(event_type, data.pop(SEALED_KEY))))
+
+    def _open_envelope(self, event_type: str, envelope: object) -> bytes:
+        """The sealed fields as the JSON object they were sealed from (``FORGOTTEN`` for each
+        once the subject is forgotten)."""
         try:
-            subject, names, sealed = envelope["subject"], envelope["fields"], base64.b64decode(envelope["sealed"])
-            aad = _context(event_type, subject, names)
-        except (TypeError, KeyError, ValueError, AttributeError):
+            subject, names, sealed = envelope["subject"], envelope["fields"], envelope["sealed"]  # type: ignore[index]
+            sealed = base64.b64decode(sealed)
+            aad = "\x00".join((event_type, subject, *names)).encode()
+        except (TypeError, KeyError, ValueError):
             raise PersonalDataIntegrityError(f"event {event_type} has a malformed sealed entry") from None
         aead = self.keys.cipher(subject, create=False)
         if aead is None:
@@ -135,15 +164,32 @@ class Sealer:
                 raise KeyStoreError(
                     f"no data key for subject {subject!r}: the key store is not the one their events were sealed with"
                 )
-            data.update(dict.fromkeys(names, FORGOTTEN))
-            return
+            return _encode(dict.fromkeys(names, FORGOTTEN))
         try:
-            plain = aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
+            return aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
         except (InvalidTag, ValueError):
             raise PersonalDataIntegrityError(
                 f"the sealed fields of a {event_type} event of subject {subject!r} fail their integrity check"
             ) from None
-        data.update(_decode(plain))
+
+    def _open_payload(self, event_type: str, payload: bytes) -> bytes | None:
+        """A stored payload with its sealed fields opened, or None when it has no sealed entry.
+        ``_seal`` writes the entry last, so the fields are spliced in where it was, without
+        decoding and re-encoding the rest; anything else takes the general path."""
+        at = payload.rfind(_ENTRY)
+        if at > 0 and payload.endswith(b"}}") and payload[at - 1] in _BEFORE_ENTRY:
+            try:
+                envelope = _decode(payload[at + len(_ENTRY) - 1 : -1])
+            except msgspec.DecodeError:
+                envelope = None
+            if isinstance(envelope, dict):
+                plain = self._open_envelope(event_type, envelope)
+                return payload[:at] + plain[1:-1] + b"}"
+        data = _decode(payload)
+        if not isinstance(data, dict) or SEALED_KEY not in data:
+            return None
+        self.open_data(event_type, data)
+        return _encode(data)
 
     def open_records(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
         for record in records:
@@ -153,17 +199,24 @@ class Sealer:
 
     def open_rows(self, rows: list[PayloadRow]) -> list[PayloadRow]:
         """Payload rows (a replay's) with sealed fields opened."""
-        if not any(_SEALED_BYTES in row[3] for row in rows):
+        found = sealed_indexes(list(map(_ROW_DATA, rows)))
+        if not found:
             return rows
-        opened: list[PayloadRow] = []
-        for row in rows:
-            if _SEALED_BYTES in row[3]:
-                data = _decode(row[3])
-                if SEALED_KEY in data:
-                    self.open_data(row[1], data)
-                    row = (row[0], row[1], row[2], _encode(data))
-            opened.append(row)
+        opened = list(rows)
+        for i in found:
+            version, event_type, schema_version, payload = rows[i]
+            data = self._open_payload(event_type, payload)
+            if data is not None:
+                opened[i] = (version, event_type, schema_version, data)
         return opened
+
+    def open_page(self, stored: Sequence[StoredEvent], records: list[RecordedEvent]) -> list[RecordedEvent]:
+        """A stream read's records (decoded from ``stored``) with sealed fields opened."""
+        for i in sealed_indexes(list(map(_STORED_DATA, stored))):
+            record = records[i]
+            if SEALED_KEY in record.data:
+                self.open_data(record.event_type, record.data)
+        return records
 
     def open_snapshot(self, snapshot: Snapshot | None) -> Snapshot | None:
         """The snapshot's state opened; None once its subject is forgotten (the caller replays)."""
@@ -181,18 +234,24 @@ class Sealer:
         return msgspec.structs.replace(snapshot, state=state)
 
 
-def refuse_sealed(records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
-    """Records as they are, but ``KeyStoreError`` for a sealed one: a store whose events hold
-    sealed fields must be opened with its key store (``EventStore.protect``)."""
-    for record in records:
-        if SEALED_KEY in record.data:
+def refuse_sealed_pages(pages: Iterable[Sequence[StoredEvent]]) -> Iterator[Sequence[StoredEvent]]:
+    """Stored pages as they are, but ``KeyStoreError`` for one holding a sealed entry: a store
+    whose events hold sealed fields must be opened with its key store (``EventStore.protect``)."""
+    for page in pages:
+        refuse_sealed_page(page)
+        yield page
+
+
+def refuse_sealed_page(page: Sequence[StoredEvent]) -> Sequence[StoredEvent]:
+    for i in sealed_indexes(list(map(_STORED_DATA, page))):
+        if SEALED_KEY in _decode(page[i][6]):
             raise _locked()
-        yield record
+    return page
 
 
 def refuse_sealed_rows(rows: list[PayloadRow]) -> list[PayloadRow]:
-    for row in rows:
-        if _SEALED_BYTES in row[3] and SEALED_KEY in _decode(row[3]):
+    for i in sealed_indexes(list(map(_ROW_DATA, rows))):
+        if SEALED_KEY in _decode(rows[i][3]):
             raise _locked()
     return rows
 
@@ -206,8 +265,6 @@ def _locked() -> KeyStoreError:
 
 
 def _context(event_type: str, subject: str, names: list[str]) -> bytes:
-    if not isinstance(subject, str) or not all(isinstance(n, str) for n in names):
-        raise TypeError("a sealed entry names its subject and fields as str")
     return "\x00".join((event_type, subject, *names)).encode()
 
 

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from ..clock import Clock, micros, moment, utc_now
 from ..encoding import decode_stored_page, decode_stored_pages
-from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, SnapshotError
+from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, KeyStoreError, SnapshotError
 from ..events import (
     AppendResult,
     Expect,
@@ -40,7 +40,14 @@ from ..events import (
 )
 from ..keys import KeyEncryptionKey, KeyStore, KeyTable
 from ..limits import MAX_PAYLOAD_BYTES
-from ..personal import PersonalData, Sealer, is_sealed_snapshot, refuse_sealed, refuse_sealed_rows
+from ..personal import (
+    PersonalData,
+    Sealer,
+    is_sealed_snapshot,
+    refuse_sealed_page,
+    refuse_sealed_pages,
+    refuse_sealed_rows,
+)
 from ..validation import Validation, check_expected_version, check_size, check_version_bound
 
 __all__ = ["Clock", "EventStore", "check_expected", "match_retry", "micros", "moment", "utc_now"]
@@ -154,8 +161,12 @@ class EventStore(abc.ABC):
         limit = check_version_bound("limit", limit)
         if limit == 0 or (upto is not None and upto <= after):
             return []
-        records = decode_stored_page(self._read_stream(stream_id, after, upto, limit, bool(reverse)))
-        return records if as_stored else list(self._opened(records))
+        stored = self._read_stream(stream_id, after, upto, limit, bool(reverse))
+        if as_stored:
+            return decode_stored_page(stored)
+        if self._sealer is None:
+            return decode_stored_page(refuse_sealed_page(stored))
+        return self._sealer.open_page(stored, decode_stored_page(stored))
 
     @abc.abstractmethod
     def _read_stream(
@@ -196,16 +207,18 @@ class EventStore(abc.ABC):
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return self._opened(decode_stored_pages(self._read_all(after, limit, page_size)))
+        pages = self._read_all(after, limit, page_size)
+        if self._sealer is None:
+            return decode_stored_pages(refuse_sealed_pages(pages))
+        return self._sealer.open_records(decode_stored_pages(pages))
 
     def open_personal(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
         """Records read ``as_stored`` (e.g. from an archive), with their sealed fields opened as
-        a read would open them (``FORGOTTEN`` for a forgotten subject)."""
-        return self._opened(records)
-
-    def _opened(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
-        """Records with sealed personal fields opened (or refused when no key store is attached)."""
-        return refuse_sealed(records) if self._sealer is None else self._sealer.open_records(records)
+        a read would open them (``FORGOTTEN`` for a forgotten subject); ``KeyStoreError`` on a
+        store without its key store."""
+        if self._sealer is None:
+            raise KeyStoreError("opening sealed records needs the store's key store (EventStore.protect)")
+        return self._sealer.open_records(records)
 
     @abc.abstractmethod
     def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:

@@ -84,6 +84,17 @@ def test_scaling_reports_rows_a_notebook_can_plot(tmp_path: Path) -> None:
     assert result["simulator"]["status"] in {"ok", "unavailable", "error"}
 
 
+def test_personal_reports_the_cost_of_sealing_per_variant(tmp_path: Path) -> None:
+    result = _cli("personal", tmp_path=tmp_path)
+    assert result["suite"] == "personal"
+    for key in ("append", "batch_append", "load", "load_snapshots"):
+        figures = result["results"][key]
+        assert {"unprotected", "downloads", "every_event"} <= set(figures), key
+        assert all(figures[v]["rounds"] >= 1 and "cost" in figures[v] for v in ("downloads", "every_event"))
+    assert [t["target"].split(":")[0] for t in result["targets"]] == ["append", "load", "load_snapshots"]
+    assert not list(tmp_path.glob("**/*.db"))  # the run's databases are removed
+
+
 def test_unreachable_cassandra_is_reported_not_raised(tmp_path: Path) -> None:
     # port 1: nothing listens there, whether or not the backend module exists yet
     result = _cli("run", "--store", "cassandra://127.0.0.1:1/none?connect_timeout=1", tmp_path=tmp_path)

@@ -106,3 +106,24 @@ def test_upcasters_see_the_placeholder_never_the_plaintext() -> None:
     store.forget("ann")
     assert [e.name for e in registry.decode(store.read_stream("member-ann")[0])] == [FORGOTTEN]  # type: ignore[attr-defined]
     assert seen == ["Ann's TV", FORGOTTEN]
+
+
+def test_a_replays_spliced_payload_decodes_like_the_general_path() -> None:
+    import msgspec
+
+    store = open_store("memory://")
+    store.protect(LocalKeyEncryptionKey.generate("k"), PersonalData({"Named": ("name", "note")}))
+    datas = [
+        {"device_id": "d", "name": "Ann's TV", "note": "x"},
+        {"name": "only personal"},
+        {"device_id": "d", "nested": {"k": ["$personal", {"a": 1}]}, "name": 'quote " and } brace'},
+    ]
+    store.append("member-ann", [NewEvent(event_type="Named", data=d) for d in datas])
+    for forgotten in (False, True):
+        rows = store.read_stream_payloads("member-ann")
+        records = store.read_stream("member-ann")
+        assert [msgspec.json.decode(r[3]) for r in rows] == [r.data for r in records]
+        expected = [{**d, "name": FORGOTTEN, **({"note": FORGOTTEN} if "note" in d else {})} for d in datas]
+        assert [r.data for r in records] == (expected if forgotten else datas)
+        if not forgotten:
+            store.forget("ann")
