@@ -48,7 +48,7 @@ bench: setup  ## benchmarks on the embedded default, JSON on stdout
 scaling: setup
 	$(PY) -m benchmarks scaling --json
 
-reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios; prints a table
+reliability: setup  ## crash, race, idempotency, bad-input, fallback and forgetting scenarios; prints a table
 	$(PY) -m reliability run
 
 simulate: setup  ## a year of simulated member activity into the default store
