@@ -116,6 +116,7 @@ class Settle:
 class ProjectionLog:
     process: str
     start: int = 0
+    started_at: float = 0.0  # when it logged its start (every append invoked later must be seen)
     settles: list[Settle] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     done: bool = False
@@ -185,7 +186,7 @@ def add(histories: Histories, record: dict[str, Any]) -> None:
     else:
         log = histories.projections.setdefault(record["process"], ProjectionLog(record["process"]))
         if kind == "start":
-            log.start = record["position"]
+            log.start, log.started_at = record["position"], record["time"]
         elif kind == "calling":
             log.last_call = record["time"]
         elif kind == "settled":

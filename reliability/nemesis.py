@@ -42,16 +42,16 @@ class Pause:
 
 
 def pause_plan(rng: random.Random, addresses: list[str], cycles: int) -> list[Pause]:
-    """Per cycle: one replica paused for 1-3 s (a quorum remains: appends slow down, some time
-    out), then, after a short gap, two at once for 0.5-2 s (no quorum: Paxos rounds left
-    half-accepted, outcomes unknown)."""
+    """Per cycle: one replica paused for 2-5 s (a quorum remains, but requests it coordinates
+    outlive the client's timeout: outcomes unknown), then, after a short gap, two at once for
+    1.5-4 s (no quorum: Paxos rounds left half-accepted, server-side timeouts)."""
     plan, t = [], rng.uniform(0.5, 1.5)
     for _ in range(cycles):
         one = rng.choice(addresses)
-        plan.append(Pause(round(t, 2), (one,), round(rng.uniform(1.0, 3.0), 2)))
+        plan.append(Pause(round(t, 2), (one,), round(rng.uniform(2.0, 5.0), 2)))
         t += plan[-1].seconds + rng.uniform(0.5, 1.5)
         two = (one, rng.choice([a for a in addresses if a != one]))
-        plan.append(Pause(round(t, 2), two, round(rng.uniform(0.5, 2.0), 2)))
+        plan.append(Pause(round(t, 2), two, round(rng.uniform(1.5, 4.0), 2)))
         t += plan[-1].seconds + rng.uniform(1.0, 2.0)
     return plan
 

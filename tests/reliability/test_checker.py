@@ -27,8 +27,10 @@ class _History:
         self.t += 1
         self.records.append({"process": process, "time": self.t, **record})
 
-    def invoke(self, op: str, ids: str, *, expected: Any = "any", attempt: int = 1, process: str = "w0") -> None:
-        self._add(process, type="invoke", op=op, attempt=attempt, kind="any", stream=S, expected=expected,
+    def invoke(
+        self, op: str, ids: str, *, expected: Any = "any", attempt: int = 1, process: str = "w0", stream: str = S
+    ) -> None:
+        self._add(process, type="invoke", op=op, attempt=attempt, kind="any", stream=stream, expected=expected,
                   ids=[IDS[i] for i in ids])  # fmt: skip
 
     def ok(self, op: str, first: int, last: int, position: int, *, attempt: int = 1, process: str = "w0") -> None:
@@ -219,16 +221,21 @@ def test_a_feed_that_stalls_is_a_violation(finished: bool) -> None:
     assert ("below the newest acknowledged" if finished else "never finished") in report.problems[0].detail
 
 
-def test_events_at_or_before_a_projections_start_are_not_expected() -> None:
+def test_events_before_a_projections_start_are_not_expected_unless_appended_after_it() -> None:
     h = _History()
-    h.projection(start=10)
     h.invoke("op1", "a")
     h.ok("op1", 1, 1, 10)
+    h.projection(start=15)  # starts after op1: it owes nothing at or below 15 appended before
     h.invoke("op2", "b")
     h.ok("op2", 2, 2, 20)
     h.settle(20, [(S, 2, "b", 20)])
     h.finish()
     assert check(h.histories(), [_row(1, "a", 10), _row(2, "b", 20)]).passed
+    h.invoke("op3", "c", process="w1", stream="other")  # appended after the projection started, below its start
+    h.ok("op3", 1, 1, 12, process="w1")
+    report = check(h.histories(), [_row(1, "a", 10), _row(2, "b", 20), Row("other", 1, IDS["c"], 12)])
+    assert _kinds(report) == {SKIPPED: ["a projection never saw an event below its settled position"]}
+    assert "op3" in report.problems[0].detail
 
 
 def test_history_files_load_with_a_torn_last_line_and_a_resumed_operation(tmp_path: Path) -> None:
