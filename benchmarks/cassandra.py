@@ -27,9 +27,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from es_core import NO_SNAPSHOTS, Expect, NewEvent, Repository, SnapshotPolicy
+from es_core import (
+    NO_SNAPSHOTS,
+    ConcurrencyError,
+    Expect,
+    InvalidInputError,
+    NewEvent,
+    Repository,
+    SnapshotPolicy,
+)
 
 from .cassandra_counts import Counts, RequestCounter
 from .floors import CassandraFloor
@@ -203,16 +212,35 @@ def _threads(concurrency: int, work: Callable[[int], int]) -> float:
     return sum(done) / (time.perf_counter() - began)
 
 
+def _until_answered(call: Callable[[], object], retries: list[int], *, landed: type[Exception] | None = None) -> None:
+    """``call()`` again after an error that may be transient (a timeout under load, an unknown
+    outcome), counting each retry; ``landed``: the error a retry of a landed write gives."""
+    for attempt in range(1, 30):
+        try:
+            call()
+            return
+        except Exception as exc:
+            if landed is not None and attempt > 1 and isinstance(exc, landed):
+                return  # the first attempt landed
+            if attempt == 29 or isinstance(exc, InvalidInputError | ConcurrencyError):
+                raise
+            retries[0] += 1
+            time.sleep(min(0.05 * attempt, 1.0))
+
+
 def measure_appends(store: Any, floor: CassandraFloor, concurrency: int, per_worker: int, rounds: int) -> dict:
     plan = member_plan(1, per_worker)
     results: dict[str, list[float]] = {"es_core": [], "floor": []}
+    retries = {"es_core": [0], "floor": [0]}
     ratios = []
 
     def es_core(tag: str) -> Callable[[int], int]:
         def work(worker: int) -> int:
             stream = f"{tag}-{worker}"
             for version, command in enumerate(plan):
-                store.append(stream, [NewEvent(event_type=command.kind, data=command.args)], version)
+                events = [NewEvent(event_type=command.kind, data=command.args, event_id=uuid.uuid4())]
+                # the same event ids on a retry: an append that landed is recognised
+                _until_answered(partial(store.append, stream, events, version), retries["es_core"])
             return len(plan)
 
         return work
@@ -221,7 +249,11 @@ def measure_appends(store: Any, floor: CassandraFloor, concurrency: int, per_wor
         def work(worker: int) -> int:
             stream = f"{tag}-{worker}"
             for version, command in enumerate(plan, start=1):
-                floor.append(stream, version, command.kind, command.args)
+                _until_answered(
+                    partial(floor.append, stream, version, command.kind, command.args),
+                    retries["floor"],
+                    landed=RuntimeError,  # "exists": one writer per stream, so it is ours
+                )
             return len(plan)
 
         return work
@@ -229,6 +261,7 @@ def measure_appends(store: Any, floor: CassandraFloor, concurrency: int, per_wor
     warm = uuid.uuid4().hex[:8]  # connections warm, both statements prepared
     _threads(concurrency, es_core(f"w{concurrency}-es-{warm}"))
     _threads(concurrency, raw(f"w{concurrency}-floor-{warm}"))
+    retries = {"es_core": [0], "floor": [0]}
     for r in range(rounds):
         tag = uuid.uuid4().hex[:8]
         order = [("es_core", es_core), ("floor", raw)] if r % 2 == 0 else [("floor", raw), ("es_core", es_core)]
@@ -244,6 +277,7 @@ def measure_appends(store: Any, floor: CassandraFloor, concurrency: int, per_wor
         "floor_appends_per_s": round(statistics.median(results["floor"]), 1),
         "ratio_to_floor": round(statistics.median(ratios), 3),
         "rounds": {k: [round(v, 1) for v in vs] for k, vs in results.items()},
+        "retried_after_errors": {k: v[0] for k, v in retries.items()},
     }
 
 
