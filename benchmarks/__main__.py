@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
                          ("sizes", "aggregates", "snapshot_every", "intervals", "sim_members", "sim_days", "rounds",
                           "seed"))
         result = suite.scaling(config, _log)
+    return _emit(args, result, human)
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], summary: Callable[[dict[str, Any]], str]) -> int:
+    """Save (``--save``) and print the result: one JSON object (``--json``) or a summary."""
     if args.save:
         save(result)
         _log(f"saved to {RESULTS_FILE}")
@@ -152,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
     else:
-        print(human(result))
+        print(summary(result))
     return 0
 
 
@@ -169,16 +175,7 @@ def _cassandra(args: argparse.Namespace) -> int:
         targets.append(("3-node cluster", cassandra.cluster_url(args.cluster)))
     if not targets:
         raise SystemExit("--cluster-only needs --cluster")
-    result = cassandra.run(targets, sizes, _log)
-    if args.save:
-        save(result)
-        _log(f"saved to {RESULTS_FILE}")
-    if args.json:
-        json.dump(result, sys.stdout)
-        sys.stdout.write("\n")
-    else:
-        print(cassandra.human(result))
-    return 0
+    return _emit(args, cassandra.run(targets, sizes, _log), cassandra.human)
 
 
 if __name__ == "__main__":

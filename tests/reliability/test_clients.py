@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from es_core import NewEvent, open_store
-from reliability.checker import check
+from reliability.checker import CheckReport, check
 from reliability.clients import ClientConfig, events_of, resume
 from reliability.cluster_scenarios import final_read
-from reliability.history import HistoryWriter, load
+from reliability.history import Histories, HistoryWriter, load
 from reliability.nemesis import kill_mid_append, skewed_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,13 @@ def _spawn(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "reliability.clients", str(config)], cwd=ROOT)
 
 
+def _checked(tmp_path: Path, url: str) -> tuple[Histories, CheckReport]:
+    histories = load(tmp_path / "histories")
+    with open_store(url) as store:
+        raw, read_back = final_read(store, sorted(histories.streams()))
+    return histories, check(histories, raw, read_back)
+
+
 def test_writers_and_a_projection_on_sqlite_leave_histories_that_check_clean(tmp_path: Path) -> None:
     (tmp_path / "histories").mkdir()
     url = f"sqlite:///{tmp_path / 'events.db'}"
@@ -55,10 +62,7 @@ def test_writers_and_a_projection_on_sqlite_leave_histories_that_check_clean(tmp
         assert w.wait(timeout=120) == 0
     (tmp_path / "stop").touch()
     assert projection.wait(timeout=60) == 0
-    histories = load(tmp_path / "histories")
-    with open_store(url) as store:
-        raw, read_back = final_read(store, sorted(histories.streams()))
-    report = check(histories, raw, read_back)
+    histories, report = _checked(tmp_path, url)
     assert report.passed, report.problems[:5]
     assert report.operations == 50 and report.ok > 0 and report.fail > 0  # NO_STREAM races refuse some
     kinds = {op.kind for op in histories.operations.values()}
@@ -80,10 +84,7 @@ def test_a_killed_writers_in_flight_append_is_resolved_by_a_retry_from_a_new_pro
     kill_mid_append(victim, history, timeout=30)
     resumer = _spawn(_config(tmp_path, "writer", "w0-resumed", url, operations=3, resume=[str(history)]))
     assert resumer.wait(timeout=60) == 0
-    histories = load(tmp_path / "histories")
-    with open_store(url) as store:
-        raw, read_back = final_read(store, sorted(histories.streams()))
-    report = check(histories, raw, read_back)
+    _, report = _checked(tmp_path, url)
     assert report.passed, report.problems[:5]
     assert report.unresolved == 0  # the resumer answered whatever was in flight
 
