@@ -30,6 +30,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import msgspec
+
 from es_core import (
     NO_SNAPSHOTS,
     ConcurrencyError,
@@ -317,9 +319,11 @@ def measure_loads(store: Any, floor: CassandraFloor, sizes: Sizes, every: int = 
         ]
         for name, go in runs if r % 2 == 0 else list(reversed(runs)):
             figures[name].append(go())
+    sample = member_plan(0, sizes.load_events)
     return {
         "members": sizes.load_members,
         "events_per_member": plain.load(ids[0]).version,
+        "mean_event_data_bytes": round(statistics.mean(len(msgspec.json.encode(c.args)) for c in sample)),
         "snapshot_every": every,
         "loads_per_s": {k: round(statistics.median(v), 1) for k, v in figures.items()},
         "without_snapshots_to_floor": round(
