@@ -52,6 +52,8 @@ RACE_KEYSPACE = "es_reliability"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.run is _cluster_command:
+        return _cluster_command(args)
     try:
         chosen = _scenarios(args.scenarios)
     except ValueError as exc:
@@ -197,7 +199,7 @@ def _on_cluster(
         return {"error": str(exc)}
 
 
-def _cluster_command(args: argparse.Namespace, _: list[str]) -> int:
+def _cluster_command(args: argparse.Namespace) -> int:
     home = Path(args.cluster_home) if args.cluster_home else DEFAULT_HOME
     cluster = Cluster(home, cluster_addresses())
     if args.action == "start":

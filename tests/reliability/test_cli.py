@@ -77,3 +77,8 @@ def test_main_returns_non_zero_when_a_scenario_fails(monkeypatch: object, tmp_pa
 
     monkeypatch.setattr(cli, "_runners", failing)  # type: ignore[attr-defined]
     assert main(["run", "--scenarios", "crash", "--workdir", str(tmp_path), "--json"]) == 1
+
+
+def test_the_cluster_command_stops_only_nodes_of_its_home(tmp_path: Path, capsys: object) -> None:
+    assert main(["cluster", "stop", "--cluster-home", str(tmp_path)]) == 0  # nothing ran there: nothing to do
+    assert "stopped" in capsys.readouterr().out  # type: ignore[attr-defined]
