@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,8 @@ class _Run:
         self.prefix = f"{scenario.name}-{seed}"
         self.deadline = time.monotonic() + size.time_limit_s
         self.figures: dict[str, Any] = result.figures
+        self._killer: threading.Thread | None = None  # kill-client: the thread that kills and resumes
+        self._killed: subprocess.Popen[bytes] | None = None
 
     # -- processes ----------------------------------------------------------------------------
 
@@ -204,39 +207,52 @@ class _Run:
             writers[name] = self._spawn(self._config("writer", name, offset))
         self._wait_writing(writers)  # a process takes seconds to start: faults begin once all write
         began = time.monotonic()
+        heal = self._start_nemesis(writers)
+        try:
+            if self._killer is not None:  # it adds the writer that resumes the killed one's work
+                self._killer.join(timeout=max(0.0, self.deadline - time.monotonic()))
+            for name, handle in list(writers.items()):
+                if handle is not self._killed:
+                    self._join(name, handle, self.deadline - time.monotonic())
+        finally:
+            self.figures["writers_seconds"] = round(time.monotonic() - began, 1)
+            heal()
+            for handle in writers.values():
+                if handle.poll() is None:  # the scenario failed: leave no client behind
+                    handle.kill()
+                    handle.wait()
+
+    def _start_nemesis(self, writers: dict[str, subprocess.Popen[bytes]]) -> Callable[[], None]:
+        """Start the scenario's fault; returns what heals it and counts the faults injected."""
         nemesis = self.scenario.nemesis
-        pauses = kill = None
-        victim_thread = None
         if nemesis == "pause":
             plan = pause_plan(self.rng, self.cluster.addresses, self.size.pause_cycles)
             self.figures["pauses"] = [f"{p.at}s: {'+'.join(p.nodes)} for {p.seconds}s" for p in plan]
             pauses = PauseNemesis(self.cluster, plan)
             pauses.start()
-        elif nemesis == "kill-node":
+
+            def resume() -> None:
+                pauses.stop()
+                self.result.faults += pauses.injected
+
+            return resume
+        if nemesis == "kill-node":
             victim = self.rng.choice(self.cluster.addresses[1:])  # not the seed: a restart joins through it
             kill = NodeKill(self.cluster, victim, at=self.rng.uniform(1, 3), down=self.rng.uniform(2, 5))
             self.figures["node_kill"] = f"{kill.victim} at {kill.at:.1f}s, restarted {kill.down:.1f}s later"
             kill.start()
-        elif nemesis == "kill-client":
-            victim_thread = threading.Thread(target=self._kill_client, args=(writers,), daemon=True)
-            victim_thread.start()
-        try:
-            if victim_thread is not None:
-                victim_thread.join(timeout=self.deadline - time.monotonic())
-            for name, handle in list(writers.items()):
-                if name == "w0" and nemesis == "kill-client":
-                    continue  # killed on purpose
-                self._join(name, handle, self.deadline - time.monotonic())
-        finally:
-            self.figures["writers_seconds"] = round(time.monotonic() - began, 1)
-            if pauses is not None:
-                pauses.stop()
-                self.result.faults += pauses.injected
-            if kill is not None:
+
+            def restart() -> None:
                 self.figures["node_back_after_writers_seconds"] = round(kill.finish(), 1)
                 self.result.faults += kill.injected
-        if not nemesis:
-            self.result.faults += 1  # the skewed clock
+
+            return restart
+        if nemesis == "kill-client":
+            self._killer = threading.Thread(target=self._kill_client, args=(writers,), daemon=True)
+            self._killer.start()
+            return lambda: None
+        self.result.faults += 1  # the skewed clock
+        return lambda: None
 
     def _kill_client(self, writers: dict[str, subprocess.Popen[bytes]]) -> None:
         history = self.histories / "w0.jsonl"
@@ -245,6 +261,7 @@ class _Run:
             if history.exists() and sum(r["type"] != "invoke" for r in read_records(history)[0]) >= answered:
                 break
             time.sleep(0.05)
+        self._killed = writers["w0"]
         in_flight = kill_mid_append(writers["w0"], history, timeout=60)
         self.result.faults += 1
         self.figures["client_kill"] = "w0 SIGKILLed " + ("with an append in flight" if in_flight else "between appends")
