@@ -87,7 +87,7 @@ class Cluster:
         # offset by half a step: the partitioner's minimum token (-2**63) is never a node's
         return ",".join(str(-(2**63) + step // 2 + (i + nodes * j) * step) for j in range(TOKENS_PER_NODE))
 
-    def _args(self, command: str, address: str) -> list[str]:
+    def _args(self, command: str, address: str, timeout: int = 240) -> list[str]:
         return [
             str(SCRIPT),
             command,
@@ -102,7 +102,7 @@ class Cluster:
             "--cluster-name",
             CLUSTER_NAME,
             "--timeout",
-            "240",
+            str(timeout),
         ]
 
     def start(self, address: str) -> float:
@@ -133,6 +133,33 @@ class Cluster:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def finish_start(self, process: subprocess.Popen[str], address: str, *, grace: int = 300) -> float:
+        """Wait for a start begun with ``start_later``; a start that outlived the script's own
+        timeout (a loaded machine) gets ``grace`` more seconds to answer CQL before it counts as
+        failed. Returns the seconds waited."""
+        begin = time.monotonic()
+        _, err = process.communicate(timeout=grace + 300)
+        if process.returncode != 0:
+            self.log.append(f"start {address} not ready in time, waiting {grace}s more: {err[-300:]!r}")
+            done = subprocess.run(
+                self._args("wait", address, timeout=grace), env=self._env(), capture_output=True, text=True,
+                timeout=grace + 60,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"node {address} did not come back: {(err + done.stderr)[-1500:]}")
+        return time.monotonic() - begin
+
+    def wait_all(self, grace: int = 300) -> None:
+        """Every node answers CQL (within ``grace`` seconds each), or RuntimeError."""
+        for address in self.addresses:
+            if not port_open(address, 9042):
+                done = subprocess.run(
+                    self._args("wait", address, timeout=grace), env=self._env(), capture_output=True, text=True,
+                    timeout=grace + 60,
+                )  # fmt: skip
+                if done.returncode != 0:
+                    raise RuntimeError(f"node {address} is not answering: {done.stderr[-1000:]}")
 
     def pid(self, address: str) -> int:
         return int((self.home / f"node{self.index(address)}" / "cassandra.pid").read_text().strip())

@@ -99,7 +99,9 @@ class _Run:
         self.histories.mkdir(parents=True)
         self.stop = self.dir / "stop"
         self.keyspace = "es_checked_" + scenario.name.replace("-", "_") if scenario.clock else SHARED_KEYSPACE
-        self.url = cluster_url(cluster, self.keyspace, bucket_width=BUCKET_WIDTH, request_timeout=REQUEST_TIMEOUT_S)
+        self.url = cluster_url(
+            cluster, self.keyspace, bucket_width=BUCKET_WIDTH, request_timeout=REQUEST_TIMEOUT_S, connect_timeout=15
+        )
         self.prefix = f"{scenario.name}-{seed}"
         self.deadline = time.monotonic() + size.time_limit_s
         self.figures: dict[str, Any] = result.figures
@@ -167,12 +169,21 @@ class _Run:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> None:
+        from es_core import StoreUnavailableError
         from es_core.stores.cassandra import CassandraStore
 
+        self.cluster.wait_all()  # a node the previous scenario restarted may still be starting
         if self.url not in _created:
             begin = time.monotonic()
-            CassandraStore.drop(self.url)
-            CassandraStore.create(self.url)
+            for attempt in range(1, 6):  # nodes just started on a loaded machine may not answer yet
+                try:
+                    CassandraStore.drop(self.url)
+                    CassandraStore.create(self.url)
+                    break
+                except StoreUnavailableError:
+                    if attempt == 5:
+                        raise
+                    time.sleep(10 * attempt)
             _created.add(self.url)
             self.figures["keyspace_seconds"] = round(time.monotonic() - begin, 1)
         projections = {}
