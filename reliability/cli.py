@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace, chosen: list[str]) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started, clock = datetime.now(UTC), time.perf_counter()
     results: list[ScenarioResult] = []
-    progress = None if args.json else _progress
+    progress = _progress  # stderr, so stdout keeps only the table or the JSON
     extra: dict[str, object] = {}
 
     def run_all(names: list[str], cluster: Cluster | None = None) -> None:

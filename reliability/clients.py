@@ -26,7 +26,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from es_core import ConcurrencyError, DuplicateEventIdError, EventStore, Expect, InvalidInputError, NewEvent
+from es_core import (
+    ConcurrencyError,
+    DuplicateEventIdError,
+    EventStore,
+    Expect,
+    InvalidInputError,
+    NewEvent,
+    StoreUnavailableError,
+)
 
 from .history import FAIL, INFO, OK, HistoryWriter, read_records
 from .nemesis import skewed_store
@@ -128,7 +136,7 @@ def _read_version(store: EventStore, stream: str, deadline: float) -> int | None
 
 def run_writer(config: ClientConfig) -> None:
     rng = random.Random(f"{config.seed}:{config.process}")
-    store = skewed_store(config.url, timedelta(seconds=config.clock_offset_s))
+    store = _open(config)
     log = HistoryWriter(Path(config.history), config.process)
     try:
         for path in config.resume:
@@ -184,8 +192,20 @@ def resume(store: EventStore, log: HistoryWriter, history: Path, retry_seconds: 
     return len(pending)
 
 
+def _open(config: ClientConfig, attempts: int = 6) -> EventStore:
+    """The client's store handle; a cluster slow to answer (a loaded machine) is asked again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return skewed_store(config.url, timedelta(seconds=config.clock_offset_s))
+        except StoreUnavailableError:
+            if attempt == attempts:
+                raise
+            time.sleep(5 * attempt)
+    raise AssertionError("unreachable")
+
+
 def run_projection(config: ClientConfig) -> None:
-    store = skewed_store(config.url, timedelta(seconds=config.clock_offset_s))
+    store = _open(config)
     log = HistoryWriter(Path(config.history), config.process)
     stop = Path(config.stop)
     try:
