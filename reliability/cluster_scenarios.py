@@ -2,11 +2,11 @@
 (``reliability.clients``) while a nemesis (``reliability.nemesis``) injects one kind of fault;
 then the histories are checked against a final read of the store (``reliability.checker``).
 
-The keyspace has replication factor 3, QUORUM reads and writes, SERIAL Paxos and
-``bucket_width=10`` (so batches cross partition boundaries); it is created afresh before any
-client starts. The clock scenarios each get a keyspace of their own (a clock far ahead moves
-the feed's persisted settled position, which the next scenario would inherit); the others share
-one (creating a keyspace takes 30 s on a loaded 2-core machine), each with streams of its own.
+The scenarios share one keyspace, created afresh by the first of them (creating one takes
+30 s on a loaded 2-core machine), each with streams of its own: replication factor 3, QUORUM
+reads and writes, SERIAL Paxos and ``bucket_width=10`` (so batches cross partition
+boundaries). A clock far ahead cannot carry the feed's settled position into the next scenario:
+a handle's positions stay within ``clock_skew_ms`` of the cluster's clock.
 
 Projections start first, so they see the whole run; the writers then run their seeded
 operations; the nemesis heals (every node resumed, a killed node restarted); the projections
@@ -35,7 +35,7 @@ from .report import ScenarioResult, timed
 
 BUCKET_WIDTH = 10
 REQUEST_TIMEOUT_S = 3  # client side; the server gives up on a Paxos write after 2 s
-SHARED_KEYSPACE = "es_checked"
+KEYSPACE = "es_checked"
 FINAL_CATCH_UP_S = 60.0  # a projection's last catch-up must finish within this, or the feed stalled
 
 
@@ -64,7 +64,7 @@ class Scenario:
     writer_clock_s: float = 0.0  # the first writer's clock offset
     reader_clock_s: float = 0.0  # the first projection's clock offset
     nemesis: str = ""  # pause | kill-node | kill-client
-    clock: bool = False  # a clock scenario: needs the feed that no clock can break
+    clock: bool = False  # a clock scenario
 
 
 SCENARIOS = (
@@ -98,7 +98,7 @@ class _Run:
         self.histories = self.dir / "histories"
         self.histories.mkdir(parents=True)
         self.stop = self.dir / "stop"
-        self.keyspace = "es_checked_" + scenario.name.replace("-", "_") if scenario.clock else SHARED_KEYSPACE
+        self.keyspace = KEYSPACE
         self.url = cluster_url(
             cluster, self.keyspace, bucket_width=BUCKET_WIDTH, request_timeout=REQUEST_TIMEOUT_S, connect_timeout=15
         )
