@@ -11,9 +11,8 @@ duplicate, violation or error.
 
 Every option has an environment variable (``make reliability`` passes ``--size``):
 ``ES_RELIABILITY_SCENARIOS``, ``ES_RELIABILITY_SEED``, ``ES_RELIABILITY_KILLS``,
-``ES_RELIABILITY_STORE_URL``, ``ES_RELIABILITY_SIZE``, ``ES_RELIABILITY_CLUSTER=1`` (adds the
-cluster scenarios: the history-checked ones, then ``cassandra-failure``) and
-``ES_RELIABILITY_CLOCKS=1`` (adds the clock-skew scenarios to them).
+``ES_RELIABILITY_STORE_URL``, ``ES_RELIABILITY_SIZE`` and ``ES_RELIABILITY_CLUSTER=1`` (adds the
+cluster scenarios: the seven history-checked ones, then ``cassandra-failure``).
 All cluster scenarios of a run share one cluster, started once (or, with ``--running-cluster``,
 the one ``python -m reliability cluster start`` left running).
 Races run on Cassandra too when ``--store-url`` names one, or when a node answers on
@@ -41,7 +40,6 @@ from .cluster_scenarios import BY_NAME, SIZES
 from .report import ScenarioResult, as_json, format_table, run_passed
 
 CHECKED = tuple(BY_NAME)  # history-checked, on the cluster
-CLOCKS = tuple(n for n, s in BY_NAME.items() if s.clock)
 SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", *CHECKED, "cassandra-failure")
 DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
 ON_CLUSTER = {*CHECKED, "cassandra-failure"}
@@ -115,8 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 def _scenarios(text: str) -> list[str]:
     chosen = [s.strip() for s in text.split(",") if s.strip()] if text else list(DEFAULT)
     if not text and os.environ.get("ES_RELIABILITY_CLUSTER") == "1":
-        clocks = os.environ.get("ES_RELIABILITY_CLOCKS") == "1"
-        chosen += [n for n in CHECKED if clocks or n not in CLOCKS]
+        chosen += CHECKED
         chosen.append("cassandra-failure")
     chosen = [n for name in chosen for n in ALIASES.get(name, (name,))]
     unknown = [s for s in chosen if s not in SCENARIOS]

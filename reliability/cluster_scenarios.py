@@ -64,14 +64,13 @@ class Scenario:
     writer_clock_s: float = 0.0  # the first writer's clock offset
     reader_clock_s: float = 0.0  # the first projection's clock offset
     nemesis: str = ""  # pause | kill-node | kill-client
-    clock: bool = False  # a clock scenario
 
 
 SCENARIOS = (
-    Scenario("skew-writer-lag-1s", "writer clock -1 s", writer_clock_s=-1.0, clock=True),
-    Scenario("skew-writer-lag-10s", "writer clock -10 s", writer_clock_s=-10.0, clock=True),
-    Scenario("skew-writer-lead-1m", "writer clock +60 s", writer_clock_s=60.0, clock=True),
-    Scenario("skew-reader-lead", "reader clock +2 s", reader_clock_s=2.0, clock=True),
+    Scenario("skew-writer-lag-1s", "writer clock -1 s", writer_clock_s=-1.0),
+    Scenario("skew-writer-lag-10s", "writer clock -10 s", writer_clock_s=-10.0),
+    Scenario("skew-writer-lead-1m", "writer clock +60 s", writer_clock_s=60.0),
+    Scenario("skew-reader-lead", "reader clock +2 s", reader_clock_s=2.0),
     Scenario("pause-replicas", "SIGSTOPs", nemesis="pause"),
     Scenario("kill-node", "node kills", nemesis="kill-node"),
     Scenario("kill-client", "client kills", nemesis="kill-client"),

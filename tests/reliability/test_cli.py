@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reliability.cli import CHECKED, CLOCKS, ON_CLUSTER, _scenarios, main
+from reliability.cli import CHECKED, ON_CLUSTER, _scenarios, main
 from reliability.report import ScenarioResult, format_table, run_passed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,16 +40,12 @@ def test_unknown_scenario_is_a_usage_error(capsys: object) -> None:
     assert done.returncode == 2 and "unknown scenarios" in done.stderr
 
 
-def test_the_cluster_scenarios_are_opt_in_and_the_clock_ones_opt_in_again(monkeypatch: object) -> None:
+def test_the_cluster_scenarios_are_opt_in(monkeypatch: object) -> None:
     monkeypatch.delenv("ES_RELIABILITY_CLUSTER", raising=False)  # type: ignore[attr-defined]
-    monkeypatch.delenv("ES_RELIABILITY_CLOCKS", raising=False)  # type: ignore[attr-defined]
     assert not set(_scenarios("")) & ON_CLUSTER
     monkeypatch.setenv("ES_RELIABILITY_CLUSTER", "1")  # type: ignore[attr-defined]
     chosen = _scenarios("")
-    assert chosen[-1] == "cassandra-failure" and {"pause-replicas", "kill-node", "kill-client"} <= set(chosen)
-    assert not set(chosen) & set(CLOCKS)
-    monkeypatch.setenv("ES_RELIABILITY_CLOCKS", "1")  # type: ignore[attr-defined]
-    assert set(CLOCKS) <= set(_scenarios("")) and len(CLOCKS) == 4
+    assert chosen[-1] == "cassandra-failure" and set(CHECKED) <= set(chosen)
     assert _scenarios("crash, races") == ["crash", "races"]
     assert _scenarios("checked") == list(CHECKED) and len(CHECKED) == 7
 
