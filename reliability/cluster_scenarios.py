@@ -51,7 +51,7 @@ class Size:
 
 
 SIZES = {
-    "small": Size(writers=3, operations=30, projections=2, streams=4, new_streams=4, pause_cycles=1, time_limit_s=300),
+    "small": Size(writers=3, operations=30, projections=2, streams=4, new_streams=4, pause_cycles=2, time_limit_s=300),
     "large": Size(writers=5, operations=80, projections=3, streams=6, new_streams=8, pause_cycles=3,
                   time_limit_s=1500),
 }  # fmt: skip
