@@ -142,24 +142,24 @@ class Cluster:
         _, err = process.communicate(timeout=grace + 300)
         if process.returncode != 0:
             self.log.append(f"start {address} not ready in time, waiting {grace}s more: {err[-300:]!r}")
-            done = subprocess.run(
-                self._args("wait", address, timeout=grace), env=self._env(), capture_output=True, text=True,
-                timeout=grace + 60,
-            )  # fmt: skip
-            if done.returncode != 0:
-                raise RuntimeError(f"node {address} did not come back: {(err + done.stderr)[-1500:]}")
+            self.wait(address, grace, f"node {address} did not come back: {err[-700:]}")
         return time.monotonic() - begin
 
     def wait_all(self, grace: int = 300) -> None:
         """Every node answers CQL (within ``grace`` seconds each), or RuntimeError."""
         for address in self.addresses:
             if not port_open(address, 9042):
-                done = subprocess.run(
-                    self._args("wait", address, timeout=grace), env=self._env(), capture_output=True, text=True,
-                    timeout=grace + 60,
-                )  # fmt: skip
-                if done.returncode != 0:
-                    raise RuntimeError(f"node {address} is not answering: {done.stderr[-1000:]}")
+                self.wait(address, grace, f"node {address} is not answering")
+
+    def wait(self, address: str, grace: int, failure: str) -> None:
+        """``scripts/cassandra-node wait``: the node answers CQL within ``grace`` seconds, or
+        RuntimeError(``failure`` and the script's complaint)."""
+        done = subprocess.run(
+            self._args("wait", address, timeout=grace), env=self._env(), capture_output=True, text=True,
+            timeout=grace + 60,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"{failure}: {done.stderr[-800:]}")
 
     def pid(self, address: str) -> int:
         return int((self.home / f"node{self.index(address)}" / "cassandra.pid").read_text().strip())
