@@ -224,3 +224,15 @@ def test_keys_never_appear_in_reprs_or_errors(store: EventStore, sid: Sid) -> No
 
 def reopen_with_other_kek(store: EventStore, scope: str) -> None:
     store.protect(LocalKeyEncryptionKey.generate("kek-wrong"), PERSONAL, scope=scope)
+
+
+def test_an_unsealed_snapshot_of_a_forgotten_subject_is_kept_when_asked_for(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    protect(store, s)
+    store.append(s, [device(1)])
+    store.forget(s.partition("-")[2])
+    state = msgspec.json.encode({"forgotten": True})
+    store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
+                                 taken_at=datetime.now(UTC)), sealed=False)  # the caller vouches: nothing personal
+    latest = store.latest_snapshot(s)
+    assert latest is not None and latest.state == state

@@ -24,6 +24,7 @@ from downloads import (
 )
 from es_core import (
     FORGOTTEN,
+    InvalidInputError,
     JsonlArchive,
     LocalKeyEncryptionKey,
     RetentionPolicy,
@@ -189,3 +190,14 @@ def test_retention_archives_stay_sealed_and_are_shredded_with_the_member(tmp_pat
     # the sealed snapshots are unreadable now and the events before them archived: the member
     # still loads, from the unsealed snapshot forget_member took of their non-personal state
     assert world.service.member("ann").state.forgotten
+
+
+def test_a_snapshot_on_demand_needs_a_saved_aggregate() -> None:
+    world = protected_world()
+    repository = world.service.repository
+    with pytest.raises(InvalidInputError):
+        repository.save_snapshot(repository.load("nobody"))  # no events at all
+    world.join("ann", devices=())
+    snapshot = repository.save_snapshot(repository.load("ann"))
+    latest = world.store.latest_snapshot("member-ann")
+    assert latest is not None and (latest.version, latest.state) == (snapshot.version, snapshot.state)
