@@ -10,6 +10,7 @@ simulator, what-if replays under other rules, and explanations are built on the 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
 """
 
+from .answers import Answer, Outcome
 from .catalogue import DEFAULT_CATALOGUE_PATH, Catalogue, Studio, Title, load_catalogue
 from .commands import (
     AcquireLicense,
@@ -27,12 +28,15 @@ from .commands import (
 )
 from .downloaded import Downloaded, DownloadedState
 from .errors import (
+    ClockSkewError,
     CommandRefusedError,
     DownloadsError,
     InvalidCommandError,
+    LateRequestError,
     LicenseNotHeldError,
     NotSubscribedError,
     RequestForgottenError,
+    RequestReusedError,
     RuleFileError,
     UnknownDeviceError,
 )
@@ -55,8 +59,9 @@ from .explain import DenialExplanation, TimelineEntry, explain_denial, timeline
 from .license import License, LicenseState
 from .member import MemberAccount, MemberState, license_id_for
 from .projections import ActiveLicenses, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
+from .requests import REQUEST_MEMORY
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
-from .service import DownloadService, Outcome
+from .service import DownloadService
 from .simulator import SimulationReport, simulate
 from .whatif import Change, WhatIfReport, recorded_requests, whatif
 
@@ -64,13 +69,16 @@ __all__ = [
     "DEFAULT_CATALOGUE_PATH",
     "DEFAULT_RULES_PATH",
     "EVENT_TYPES",
+    "REQUEST_MEMORY",
     "RULE_IDS",
     "AcquireLicense",
     "ActiveLicenses",
+    "Answer",
     "CancelMembership",
     "Catalogue",
     "Change",
     "ChangePlan",
+    "ClockSkewError",
     "Command",
     "CommandRefusedError",
     "DenialExplanation",
@@ -86,6 +94,7 @@ __all__ = [
     "DownloadsPerTitleDay",
     "ExpireTitleLicenses",
     "InvalidCommandError",
+    "LateRequestError",
     "License",
     "LicenseAcquired",
     "LicenseExpired",
@@ -108,6 +117,7 @@ __all__ = [
     "RemoveDevice",
     "RenewLicense",
     "RequestForgottenError",
+    "RequestReusedError",
     "RuleFileError",
     "RuleSet",
     "SimulationReport",

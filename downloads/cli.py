@@ -29,7 +29,7 @@ from .simulator import DEFAULT_START, simulate
 from .whatif import whatif
 
 SIM_STORE = "sqlite:///data/local/sim.db"
-SMALL = (50, 30)  # members, days: a size for CI
+SMALL = (100, 90)  # members, days: a size for CI and workshops in which every rule denies
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -24,6 +24,10 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
     member_id: str
     at: datetime
     request_id: str
+
+    #: sent by a member's device, whose clock the service trusts only within the rules' clock
+    #: bounds (``clock.py``); False for the service's own catalogue operations
+    from_device: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.at, datetime) or self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -83,8 +87,11 @@ class ReleaseLicense(Command, frozen=True, kw_only=True):
 
 
 class ExpireTitleLicenses(Command, frozen=True, kw_only=True):
-    """The per-member part of a title leaving the catalogue: end the member's licences of it."""
+    """The per-member part of a title leaving the catalogue: end the member's licences of it.
+    Sent by the service (``DownloadService.withdraw_title``), stamped with the leaving date,
+    possibly well after it: the clock bounds do not apply."""
 
+    from_device: ClassVar[bool] = False
     title_id: str
 
 

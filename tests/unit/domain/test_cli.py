@@ -23,7 +23,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:  # type: ignore[type-arg]
     url = f"sqlite:///{tmp_path_factory.mktemp('cli')}/sim.db"
-    done = run("simulate", "--small", "--seed", "5", "--store", url, "--json")
+    done = run("simulate", "--small", "--store", url, "--json")
     assert done.returncode == 0, done.stderr
     return url, json.loads(done.stdout)
 
@@ -32,7 +32,7 @@ def test_simulate_small_prints_one_json_object() -> None:
     done = run("simulate", "--small", "--json", "--store", "memory://")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert (report["members"], report["days"], report["store"]) == (50, 30, "memory://")
+    assert (report["members"], report["days"], report["store"]) == (100, 90, "memory://")
     for key in ("commands", "events", "grants", "denials_by_rule", "duplicates_absorbed", "wall_seconds",
                 "events_per_second"):
         assert key in report
@@ -56,7 +56,7 @@ def test_whatif_reports_the_differences_as_json(recorded: tuple[str, dict]) -> N
     assert report["rules"] == "generous-title-limit"
     assert report["download_requests"] == sim["grants"] + sim["denials"]
     assert report["denied_before"] == sim["denials"]
-    assert report["newly_denied"] == 0 and report["newly_granted"] >= 0
+    assert report["newly_granted"] > 0  # (and knock-on effects may deny others later)
     same = json.loads(run("whatif", "--store", url, "--rules", str(DEFAULT_RULES_PATH), "--json").stdout)
     assert (same["newly_granted"], same["newly_denied"], same["changes"]) == (0, 0, [])
 

@@ -30,6 +30,7 @@ def test_the_timeline_lists_every_event_in_order_and_filters_by_aggregate(world:
 
 
 def test_a_title_limit_denial_is_explained_by_the_downloads_in_the_window(world: World) -> None:
+    world.now = T0 - 401 * DAY
     world.join()
     old = world.acquire("film-a", T0 - 400 * DAY)  # outside the window: not a cause
     lic = world.acquire("film-a", T0).license_id
