@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from downloads import AcquireLicense, DownloadService, LicenseAcquired, RegisterDevice, Subscribe, new_registry
+from downloads import AcquireLicense, LicenseAcquired, RegisterDevice, Subscribe, new_registry
 from es_core import open_store
 from reliability.invariants import TITLE_YEAR, check_member_stream, window_peak
-from reliability.workload import world
+from reliability.workload import ScenarioService, world
 
 T = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -24,7 +24,7 @@ def test_window_peak_counts_downloads_within_one_window() -> None:
 def test_a_clean_history_has_no_violations() -> None:
     rules, catalogue = world()
     store = open_store("memory://")
-    service = DownloadService(store, rules, catalogue)
+    service = ScenarioService(store, rules, catalogue)
     service.handle(Subscribe(member_id="m", at=T, request_id="r1", plan="standard"))
     service.handle(RegisterDevice(member_id="m", at=T, request_id="r2", device_id="phone"))
     for i in range(4):  # the 4th is denied
@@ -41,7 +41,7 @@ def test_a_clean_history_has_no_violations() -> None:
 def test_a_fourth_download_in_a_year_is_a_violation_at_its_version() -> None:
     rules, catalogue = world()
     store = open_store("memory://")
-    service = DownloadService(store, rules, catalogue)
+    service = ScenarioService(store, rules, catalogue)
     service.handle(Subscribe(member_id="m", at=T, request_id="r1", plan="premium"))
     service.handle(RegisterDevice(member_id="m", at=T, request_id="r2", device_id="phone"))
     registry = new_registry()
@@ -52,6 +52,7 @@ def test_a_fourth_download_in_a_year_is_a_violation_at_its_version() -> None:
             title_id="after-circuit",
             studio_id="meridian",
             at=T + i * DAY,
+            decided_at=T + i * DAY,
             expires_at=T + (i + 3) * DAY,
             request_id=f"x{i}",
         )
