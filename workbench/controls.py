@@ -102,7 +102,7 @@ def state_at(
     """The member rebuilt from their events as recorded by ``moment`` (or after ``version``
     events), with licences and limits as they stood then. The time-travel slider calls this."""
     member = (
-        service.member(member_id, as_of=moment) if version is None else service.member(member_id, at_version=version)
+        service.member(member_id, known_by=moment) if version is None else service.member(member_id, at_version=version)
     )
     licenses = struct_frame(member.state.licenses.values())
     licenses = licenses[[c for c in LICENSE_COLUMNS if c in licenses.columns]] if len(licenses) else licenses

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from downloads import AcquireLicense, DownloadService, Outcome, RegisterDevice, RenewLicense, RuleFileError, Subscribe
+from downloads import (
+    AcquireLicense,
+    ClockSkewError,
+    DownloadService,
+    Outcome,
+    RegisterDevice,
+    RenewLicense,
+    RequestReusedError,
+    RuleFileError,
+    Subscribe,
+)
 from downloads.fallback import (
     CONFIRMED,
     STORE_UNAVAILABLE,
@@ -202,3 +212,37 @@ def test_the_fallback_scenario_seed_7(tmp_path: Path) -> None:
     """Clients re-sending 'try later' requests after the outage, with their original time."""
     result = run_fallback(tmp_path, seed=7)
     assert result.status == "ok", result.problems
+
+
+def test_the_fallback_holds_the_client_clock_to_the_same_bound(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    ahead = bench.now + timedelta(days=2)
+    skewed = AcquireLicense(member_id="m", at=ahead, request_id="skewed", device_id="phone", title_id="after-circuit")
+    with pytest.raises(ClockSkewError, match="max_skew_minutes"):
+        bench.fallback.handle(skewed)
+    assert bench.fallback.journal is not None and bench.fallback.journal.pending() == []  # nothing journalled
+    assert bench.acquire().provisional  # a device on time still gets the fallback's answer
+
+
+def test_a_journalled_request_id_reused_for_another_title_is_refused(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    assert bench.acquire(request_id="k").provisional
+    with pytest.raises(RequestReusedError, match="title_id was 'after-circuit', now 'silver-harbour'"):
+        bench.fallback.handle(
+            AcquireLicense(member_id="m", at=bench.now, request_id="k", device_id="phone", title_id="silver-harbour")
+        )
+
+
+def test_a_reconciled_grant_is_decided_at_the_service_time_it_was_granted(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    granted = bench.acquire()
+    granted_at = bench.now
+    bench.store.heal()
+    bench.now += timedelta(hours=6)  # the store comes back hours later
+    report = bench.fallback.reconcile()
+    assert [o.request_id for o in report.confirmed] == [granted.request_id]
+    stored = bench.store.read_stream("member-m")[-1]
+    assert stored.data["decided_at"] == granted_at.isoformat().replace("+00:00", "Z")
