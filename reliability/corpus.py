@@ -605,7 +605,13 @@ CASES: list[Case] = [
     Case("cli-members-not-a-number", "cli", _cli("simulate", "--members", "abc", "--store", "{url}"), EXIT_2),
     Case("cli-members-negative", "cli", _cli("simulate", "--members", "-5", "--days", "3", "--store", "{url}"), EXIT_2),
     Case("cli-days-zero", "cli", _cli("simulate", "--members", "3", "--days", "0", "--store", "{url}"), EXIT_2),
-    Case("cli-start-without-offset", "cli", _cli("simulate", "--start", "2026-01-01", "--store", "{url}"), EXIT_2),
+    Case(
+        "cli-start-without-offset",
+        "cli",
+        _cli("simulate", "--start", "2026-01-01T08:00", "--store", "{url}"),
+        EXIT_2,
+    ),
+    Case("cli-start-not-a-date", "cli", _cli("simulate", "--start", "1 January", "--store", "{url}"), EXIT_2),
     Case("cli-unknown-store-scheme", "cli", _cli("simulate", "--small", "--store", "postgres://x/y"), EXIT_2),
     Case("cli-store-not-empty", "cli", _cli("simulate", "--small", "--quiet", "--store", "{url}"), EXIT_2),
     Case(
