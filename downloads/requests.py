@@ -13,8 +13,12 @@ ids derive from the request id, so a forgotten retry is recognised there (``Down
 asks the store before it refuses or answers a request that would write nothing) and refused
 with ``RequestForgottenError``, never executed twice.
 
-Request ids are scoped to the member: the same id sent for another member is that member's
-request, as idempotency keys are scoped to an account.
+The member is where request ids are remembered, so the check that an id is not reused for
+another member is best effort: a ``DownloadService`` remembers which member each of its latest
+``RECENT_REQUESTS`` answered request ids belonged to, and refuses the id for another member.
+Across processes, or beyond that window, an id reused for another member is taken as that
+member's own request (a durable check would need a global index of request ids, a second write
+outside the member's stream).
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ def fields_of_payload(payload: dict[str, Any]) -> tuple[str, dict[str, str]]:
     return str(payload.get("type", "")), {k: str(v) for k, v in payload.items() if k not in _ENVELOPE and k != "type"}
 
 
-def check_same_request(command: Command, first_command: str, first_fields: dict[str, str]) -> None:
+def check_same_request(
+    command: Command, first_command: str, first_fields: dict[str, str], first_member: str | None = None
+) -> None:
     """Raise ``RequestReusedError`` unless ``command`` repeats the request first seen as
-    ``first_command`` with ``first_fields``."""
+    ``first_command`` with ``first_fields`` (for ``first_member``, when that is known)."""
     differences: dict[str, tuple[str, str]] = {}
+    if first_member is not None and first_member != command.member_id:
+        differences["member_id"] = (first_member, command.member_id)
     if command.name != first_command:
         differences["command"] = (first_command, command.name)
     else:
@@ -66,7 +74,7 @@ def check_same_request(command: Command, first_command: str, first_fields: dict[
     if differences:
         listed = "; ".join(f"{name} was {a!r}, now {b!r}" for name, (a, b) in differences.items())
         raise RequestReusedError(
-            f"request id {command.request_id!r} of member {command.member_id} was already used for another request "
+            f"request id {command.request_id!r} was already used for another request "
             f"({listed}); nothing was written and the first answer stands; send a new request id for a new request",
             request_id=command.request_id,
             differences=differences,

@@ -16,6 +16,8 @@ command, atomically, idempotently.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -37,11 +39,14 @@ from .commands import Command, ExpireTitleLicenses
 from .errors import CommandRefusedError, InvalidCommandError, RequestForgottenError
 from .events import new_registry
 from .member import MemberAccount
-from .requests import RememberedRequest, check_same_request, fields_of_payload
+from .requests import RememberedRequest, check_same_request, fields_of_payload, request_fields
 from .rules import RuleSet, load_rules
 from .time_travel import member_as_it_happened
 
 DEFAULT_SNAPSHOTS = SnapshotPolicy(every=50, keep=2)
+RECENT_REQUESTS = 10_000
+"""Request ids a service remembers the member of, to refuse one reused for another member
+(best effort: within one process, for its latest answered requests)."""
 
 Clock = Callable[[], datetime]
 
@@ -74,6 +79,8 @@ class DownloadService:
         )
         self.max_attempts = max_attempts
         self.clock = clock
+        self._recent: OrderedDict[str, str] = OrderedDict()  # request id -> member, latest last
+        self._recent_lock = threading.Lock()
 
     def now(self) -> datetime:
         """The service's clock, in UTC."""
@@ -94,6 +101,12 @@ class DownloadService:
         late."""
         if not isinstance(command, Command):
             raise InvalidCommandError(f"expected a command, not {type(command).__name__}")
+        self._check_member_of(command)
+        outcome = self._handle(command, accepted_at)
+        self._remember_member_of(command)
+        return outcome
+
+    def _handle(self, command: Command, accepted_at: datetime | None) -> Outcome:
         for attempt in range(1, self.max_attempts + 1):
             member, decided = self._decide(command, accepted_at)
             if isinstance(decided, Outcome):
@@ -110,6 +123,20 @@ class DownloadService:
                 return self._replayed(command)
             return _outcome(command, decided, result.count)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_member_of(self, command: Command) -> None:
+        """A request id this service answered for another member is refused (best effort:
+        request ids are scoped to the member, and only this process's latest are known)."""
+        first = self._recent.get(command.request_id)
+        if first is not None and first != command.member_id:
+            check_same_request(command, command.name, request_fields(command), first)
+
+    def _remember_member_of(self, command: Command) -> None:
+        with self._recent_lock:
+            self._recent[command.request_id] = command.member_id
+            self._recent.move_to_end(command.request_id)
+            while len(self._recent) > RECENT_REQUESTS:
+                self._recent.popitem(last=False)
 
     def withdraw_title(self, title_id: str, at: datetime, request_id: str, holders: Iterable[str]) -> list[Outcome]:
         """A title leaves the catalogue: end its licences at every member that holds one.
