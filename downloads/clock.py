@@ -8,8 +8,8 @@ bounds from the rule set's ``[clock]`` table, and decides every window on its ow
   Further, the command is refused with ``ClockSkewError``.
 * ``max_lateness_minutes``: ``at`` may be earlier than the member's latest decision by at most
   this (two devices of one member, a few minutes apart). Earlier, the command is refused with
-  ``LateRequestError``; so is a command dated before the membership it needs began. A late
-  command inside the bound is decided as usual.
+  ``LateRequestError``; so is a download or renewal dated before the membership began (a
+  licence is never dated before it). A late command inside the bound is decided as usual.
 
 What the service decides then runs on service time (the event's ``decided_at``): a licence
 starts when it is granted and expires the rules' duration later, a first play shortens the
@@ -48,8 +48,9 @@ def check_skew(command: Command, now: datetime, rule: ClockRule) -> None:
 def check_lateness(
     command: Command, latest_at: datetime | None, member_since: datetime | None, rule: ClockRule
 ) -> None:
-    """Refuse ``command`` if it is dated before the membership it needs, or earlier than the
-    member's latest decision (``latest_at``) by more than ``max_lateness_minutes``."""
+    """Refuse ``command`` if it is dated before ``member_since`` (given for the commands that
+    grant a licence), or earlier than the member's latest decision (``latest_at``) by more than
+    ``max_lateness_minutes``."""
     if member_since is not None and command.at < member_since:
         raise LateRequestError(
             f"request {command.request_id}: its time {when(command.at)} is before member {command.member_id} "

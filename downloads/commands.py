@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import msgspec
 
@@ -45,7 +45,8 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
 
     def payload(self) -> dict[str, Any]:
         """The command as plain JSON-compatible data (with its ``type`` tag)."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 class Subscribe(Command, frozen=True, kw_only=True):
@@ -107,13 +108,14 @@ AnyCommand = (
     | ReleaseLicense
     | ExpireTitleLicenses
 )
-COMMAND_TYPES: tuple[type[Command], ...] = AnyCommand.__args__  # type: ignore[attr-defined]
+COMMAND_TYPES: tuple[type[Command], ...] = get_args(AnyCommand)
 
 
 def command_from_payload(payload: Any) -> Command:
     """A command back from its JSON payload (as stored in event metadata)."""
     try:
-        return msgspec.convert(payload, AnyCommand)  # type: ignore[arg-type]
+        command: Command = msgspec.convert(payload, AnyCommand)
+        return command
     except msgspec.ValidationError as exc:
         raise InvalidCommandError(f"not a command payload: {exc}") from exc
 

@@ -80,8 +80,9 @@ class ClockSkewError(InvalidCommandError):
 
 class LateRequestError(CommandRefusedError):
     """A command whose ``at`` is earlier than the member's latest decision by more than the
-    rules' ``[clock] max_lateness_minutes``, or earlier than the membership it needs. ``bound``
-    names the key (or ``member_since``), ``reference`` the time it was compared with."""
+    rules' ``[clock] max_lateness_minutes``, or a download or renewal dated before the
+    membership began. ``bound`` names the key (or ``member_since``), ``reference`` the time it
+    was compared with."""
 
     def __init__(self, message: str, *, bound: str, limit: timedelta, at: datetime, reference: datetime) -> None:
         super().__init__(message)

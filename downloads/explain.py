@@ -64,7 +64,8 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     rules: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 @dataclass(frozen=True)

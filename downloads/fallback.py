@@ -409,10 +409,9 @@ class FallbackService:
         return self._deny(command, now)
 
     def _provisional(self, command: Command) -> Outcome:
+        license_id: str | None = getattr(command, "license_id", None)
         if isinstance(command, AcquireLicense):
             license_id = license_id_for(command.member_id, command.request_id)  # the id the service would give
-        else:
-            license_id = getattr(command, "license_id", None)
         reason = (
             "granted provisionally: the licence records cannot be reached right now, "
             "so this download will be checked against the rules when they can"

@@ -188,7 +188,9 @@ class MemberAccount(Aggregate[MemberState]):
         if command.from_device:
             clock.check_skew(command, now, rules.clock)
             if check_lateness:
-                clock.check_lateness(command, self.state.latest_at, self.state.member_since, rules.clock)
+                # a licence may not be dated before the membership; other commands need only be on time
+                since = self.state.member_since if isinstance(command, AcquireLicense | RenewLicense) else None
+                clock.check_lateness(command, self.state.latest_at, since, rules.clock)
         else:  # the service's own operation: its time is the catalogue's, and may run ahead
             now = max(now, command.at)
         self.catch_up(now, catalogue)
@@ -509,17 +511,18 @@ def _title(catalogue: Catalogue, title_id: str) -> Title:
     return title
 
 
-_Handler = Callable[[MemberAccount, Command, RuleSet, Catalogue, datetime], Answer]
-# each handler takes its own command type; the table pairs them, so the call is safe
+# (member, command, rules, catalogue, now) -> answer; each handler takes its own command type,
+# which the table pairs it with, so the arguments are not checked here
+_Handler = Callable[..., Answer]
 _HANDLERS: dict[type[Command], _Handler] = {
-    Subscribe: MemberAccount.subscribe,  # type: ignore[dict-item]
-    ChangePlan: MemberAccount.change_plan,  # type: ignore[dict-item]
-    CancelMembership: MemberAccount.cancel,  # type: ignore[dict-item]
-    RegisterDevice: MemberAccount.register_device,  # type: ignore[dict-item]
-    RemoveDevice: MemberAccount.remove_device,  # type: ignore[dict-item]
-    AcquireLicense: MemberAccount.acquire,  # type: ignore[dict-item]
-    RenewLicense: MemberAccount.renew,  # type: ignore[dict-item]
-    PlayDownload: MemberAccount.play,  # type: ignore[dict-item]
-    ReleaseLicense: MemberAccount.release,  # type: ignore[dict-item]
-    ExpireTitleLicenses: MemberAccount.expire_title,  # type: ignore[dict-item]
+    Subscribe: MemberAccount.subscribe,
+    ChangePlan: MemberAccount.change_plan,
+    CancelMembership: MemberAccount.cancel,
+    RegisterDevice: MemberAccount.register_device,
+    RemoveDevice: MemberAccount.remove_device,
+    AcquireLicense: MemberAccount.acquire,
+    RenewLicense: MemberAccount.renew,
+    PlayDownload: MemberAccount.play,
+    ReleaseLicense: MemberAccount.release,
+    ExpireTitleLicenses: MemberAccount.expire_title,
 }

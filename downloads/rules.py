@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import msgspec
 
@@ -45,6 +45,7 @@ RULE_IDS = (
     TITLE_DOWNLOADS_PER_YEAR,
 )
 
+T = TypeVar("T")
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 WindowDays = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_HORIZON_DAYS)]
@@ -54,11 +55,11 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tru
     pass
 
 
-class PlanRule(_Spec):
+class PlanRule(_Spec, frozen=True):
     devices_with_downloads: Positive
 
 
-class Limits(_Spec):
+class Limits(_Spec, frozen=True):
     rolling_year_days: WindowDays = 365
     renewal_counts_as_download: bool = True
     downloads_per_device: Positive = 100
@@ -67,12 +68,12 @@ class Limits(_Spec):
     studio_downloads_per_year: Positive | None = None  # likewise, for all of a studio's titles together
 
 
-class LicenseRule(_Spec):
+class LicenseRule(_Spec, frozen=True):
     duration_hours: Positive = 168
     expiry_after_first_play_hours: Positive | None = None
 
 
-class ClockRule(_Spec):
+class ClockRule(_Spec, frozen=True):
     """How far a client's clock is trusted: the service's clock is the authority."""
 
     max_skew_minutes: Positive = 10
@@ -87,7 +88,7 @@ class ClockRule(_Spec):
         return timedelta(minutes=self.max_lateness_minutes)
 
 
-class StudioRule(_Spec):
+class StudioRule(_Spec, frozen=True):
     title_downloads_per_year: Positive | None = None
     downloads_per_year: Positive | None = None  # downloads of all the studio's titles together
     active_downloads: Positive | None = None
@@ -95,13 +96,13 @@ class StudioRule(_Spec):
     expiry_after_first_play_hours: Positive | None = None
 
 
-class TitleRule(_Spec):
+class TitleRule(_Spec, frozen=True):
     title_downloads_per_year: Positive | None = None
     license_hours: Positive | None = None
     expiry_after_first_play_hours: Positive | None = None
 
 
-class _Top(_Spec):
+class _Top(_Spec, frozen=True):
     name: str
     description: str = ""
     limits: Limits = Limits()
@@ -250,7 +251,7 @@ def _digest(plain: dict[str, object]) -> str:
     return hashlib.sha256(msgspec.json.encode(content, order="sorted")).hexdigest()[:12]
 
 
-def _entries(raw: dict[str, object], name: str, cls: type, path: str | Path) -> dict:  # type: ignore[type-arg]
+def _entries(raw: dict[str, object], name: str, cls: type[T], path: str | Path) -> dict[str, T]:
     return {key: convert(entry, cls, path, f"{name}.{key}") for key, entry in table(raw, name, path).items()}
 
 

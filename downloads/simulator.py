@@ -31,6 +31,7 @@ import msgspec
 
 from es_core import EventStore, InvalidInputError
 
+from .answers import Outcome
 from .behaviours import (
     DAY,
     DEVICE_KINDS,
@@ -57,15 +58,17 @@ from .commands import (
     RenewLicense,
     Subscribe,
 )
-from .errors import CommandRefusedError, InvalidCommandError
+from .errors import ClockSkewError, CommandRefusedError, InvalidCommandError
 from .rules import RuleSet, load_rules
-from .service import DownloadService, Outcome
+from .service import DownloadService
 
 Progress = Callable[[int, int], None]
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 RETRY_RATE = 0.02  # share of requests a client sends twice (lost replies, impatient taps)
 STRAY_PICK = 0.02  # share of downloads of a title picked from a stale list (may be unavailable)
 ZERO = timedelta(0)
+FULL = {"downloads_per_device": "device", "studio_active_downloads": "studio"}  # denials that say "delete one"
+FOLLOWS_ADVICE = 0.8
 LATE_JOINERS = 0.15
 PLAN_CHANGERS = 0.08
 DEVICE_CHANGERS = 0.15
@@ -95,7 +98,8 @@ class SimulationReport(msgspec.Struct, kw_only=True):
     peak_rss_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 def simulate(
@@ -250,6 +254,10 @@ class Simulation:
             outcome = self.service.handle(command)
         except (CommandRefusedError, InvalidCommandError) as exc:
             self.refused[type(exc).__name__] += 1
+            if isinstance(exc, ClockSkewError) and m.clock_offsets.get(sender):
+                # the refusal says to check the device's clock: the member sets it right, tries again
+                m.clock_offsets[sender] = ZERO
+                return self._send(m, command_type, at, device=device, **fields)
             return None
         r = self.report
         r.commands += 1
@@ -311,7 +319,9 @@ class Simulation:
         lo, hi = b.downloads
         count = rng.randint(lo, hi)
         device = self._pick_device(m) if m.devices else None
-        for _ in range(count if device is not None else 0):
+        for _ in range(count):
+            if device is None:  # every device's clock was refused: nothing to download to
+                break
             t += timedelta(seconds=rng.randrange(20, 120))
             self._acquire(m, device, self._pick_title(m, t), t)
         self._schedule(m.next_visit(at, b.sessions_per_week, self.start), m.index, "visit")
@@ -320,11 +330,12 @@ class Simulation:
         """The evening before a trip: a burst of downloads on the travel device."""
         if not m.subscribed:
             return  # the chain of trips ends; a member who comes back starts a new one
-        if m.travel_device in m.devices:
+        travel = m.travel_device
+        if travel is not None and travel in m.devices:
             t = at
             for _ in range(m.rng.randint(4, 10)):
                 t += timedelta(seconds=m.rng.randrange(30, 180))
-                self._acquire(m, m.travel_device, self._pick_title(m, t), t)  # type: ignore[arg-type]
+                self._acquire(m, travel, self._pick_title(m, t), t)
             back = m.local_time(at + timedelta(days=m.rng.randint(3, 12)), 19, self.start)
             self._schedule(back, m.index, "trip_back")
         self._schedule(self._next_trip(m, at), m.index, "trip")
@@ -390,8 +401,19 @@ class Simulation:
 
     def _acquire(self, m: SimMember, device: str, title_id: str, at: datetime) -> None:
         outcome = self._send(m, AcquireLicense, at, device=device, device_id=device, title_id=title_id)
+        if outcome is not None and outcome.rule in FULL and m.rng.random() < FOLLOWS_ADVICE:
+            # "delete one first": the member deletes their oldest download there
+            studio = self._studio_of(title_id)
+            full = FULL[outcome.rule]
+            oldest = next(
+                (h for h in m.held.values() if (h.device_id == device if full == "device" else
+                                                self._studio_of(h.title_id) == studio)),
+                None,
+            )
+            if oldest is not None:
+                self._release(m, oldest, at + timedelta(seconds=10))
         if outcome is not None and outcome.granted and outcome.license_id:
-            studio = self.catalogue.title(title_id).studio_id  # type: ignore[union-attr]
+            studio = self._studio_of(title_id)
             rules = self.service.rules
             m.held[outcome.license_id] = Held(
                 outcome.license_id, title_id, device, at + rules.license_duration(studio, title_id),
@@ -405,8 +427,8 @@ class Simulation:
         if outcome is None:
             return
         if outcome.granted:
-            title = self.catalogue.title(held.title_id)
-            held.expires_at = at + self.service.rules.license_duration(title.studio_id, title.id)  # type: ignore[union-attr]
+            studio = self._studio_of(held.title_id)
+            held.expires_at = at + self.service.rules.license_duration(studio, held.title_id)
             held.played = False
         elif m.rng.random() < 0.7:  # denied: most members then delete it
             self._release(m, held, at + timedelta(seconds=10))
@@ -423,10 +445,15 @@ class Simulation:
         outcome = self._send(m, PlayDownload, at, device=held.device_id, license_id=held.license_id)
         if outcome is not None:
             held.played = True
-            title = self.catalogue.title(held.title_id)
-            after = self.service.rules.after_first_play(title.studio_id, title.id)  # type: ignore[union-attr]
+            after = self.service.rules.after_first_play(self._studio_of(held.title_id), held.title_id)
             if after is not None:
                 held.expires_at = min(held.expires_at, at + after)
+
+    def _studio_of(self, title_id: str) -> str:
+        """The studio of a title the service just granted (so the catalogue has it)."""
+        title = self.catalogue.title(title_id)
+        assert title is not None, title_id
+        return title.studio_id
 
     def _release(self, m: SimMember, held: Held, at: datetime) -> None:
         if self._send(m, ReleaseLicense, at, device=held.device_id, license_id=held.license_id):

@@ -32,6 +32,7 @@ from .figures import (
     member_timeline,
     stream_timeline,
     trace_points,
+    two_times,
     whatif_changes,
     whatif_denials,
 )
@@ -138,6 +139,7 @@ __all__ = [
     "to_html",
     "trace_points",
     "track",
+    "two_times",
     "view_log",
     "view_stream",
     "whatif_changes",

@@ -209,6 +209,37 @@ def member_timeline(
     )
 
 
+def two_times(entries: pd.DataFrame, *, marker: object = None, title: str = "") -> go.Figure:
+    """Each event at the time it happened (its ``at``, x) against how long after that the store
+    recorded it (y, in minutes): zero for an event on time, above zero for one that arrived late,
+    below zero for one from a device whose clock ran ahead. ``entries``: rows of
+    ``downloads.timeline`` as a frame. ``marker`` draws a vertical line at a business time."""
+    known = entries.dropna(subset=["at"]) if "at" in entries else entries.iloc[0:0]
+    if known.empty:
+        raise ValueError("no events with a business time to draw")
+    at = pd.to_datetime(known["at"], utc=True)
+    delay = (pd.to_datetime(known["recorded_at"], utc=True) - at).dt.total_seconds() / 60
+    fig = go.Figure()
+    for event_type, rows in known.groupby("event_type", sort=True):
+        fig.add_scatter(
+            x=at[rows.index],
+            y=delay[rows.index],
+            mode="markers",
+            name=str(event_type),
+            text=rows["summary"],
+            customdata=rows["version"],
+            marker={"size": 10, "symbol": "x" if event_type == "DownloadDenied" else "circle"},
+            hovertemplate="v%{customdata} %{text}<br>recorded %{y:.1f} min after it happened<extra></extra>",
+        )
+    fig.add_hline(y=0, line_color="grey", line_width=1)
+    if marker is not None:
+        fig.add_vline(x=marker, line_dash="dash", line_color="grey")
+    return _layout(
+        fig, title or "When it happened, and when the service knew", xaxis_title="happened at (business time)",
+        yaxis_title="recorded after it happened (min)",
+    )
+
+
 def whatif_denials(frame: pd.DataFrame, *, title: str = "Denials by rule under each rule set") -> go.Figure:
     """Grouped bars: for each rule (x), the denials as recorded and under each variant rule set.
     ``frame``: ``whatif_frame`` output (columns rule, rules, denials)."""
