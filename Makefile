@@ -26,6 +26,7 @@ test: setup  ## lint + the whole test suite (starts a Cassandra node when Java a
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff format es_core downloads workbench benchmarks reliability tests

@@ -207,9 +207,10 @@ def _decided_when_asked(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "decided_at": data["at"]}
 
 
-def new_registry() -> EventRegistry:
-    """A registry of every downloads event, with the upcasters of their older versions."""
-    registry = EventRegistry(*EVENT_TYPES)
+def new_registry(*, tolerant: bool = False) -> EventRegistry:
+    """A registry of every downloads event, with the upcasters of their older versions
+    (``tolerant``: skip and count event types it does not know, see ``EventRegistry``)."""
+    registry = EventRegistry(*EVENT_TYPES, tolerant=tolerant)
     for cls in DECISIONS:
         registry.add_upcaster(cls.event_type, 1, _decided_when_asked)
     registry.validate()
