@@ -12,6 +12,7 @@ Notebooks import from ``downloads`` and ``es_core`` only. The domain never impor
 
 from .answers import Answer, Outcome
 from .catalogue import DEFAULT_CATALOGUE_PATH, Catalogue, Studio, Title, load_catalogue
+from .census import DecisionCensus, RuleSetDecisions, decision_census
 from .commands import (
     AcquireLicense,
     CancelMembership,
@@ -81,6 +82,7 @@ __all__ = [
     "ClockSkewError",
     "Command",
     "CommandRefusedError",
+    "DecisionCensus",
     "DenialExplanation",
     "DenialsByRule",
     "DeviceRegistered",
@@ -120,6 +122,7 @@ __all__ = [
     "RequestReusedError",
     "RuleFileError",
     "RuleSet",
+    "RuleSetDecisions",
     "SimulationReport",
     "Studio",
     "Subscribe",
@@ -128,6 +131,7 @@ __all__ = [
     "UnknownDeviceError",
     "WhatIfReport",
     "command_from_payload",
+    "decision_census",
     "explain_denial",
     "license_id_for",
     "load_catalogue",

@@ -228,7 +228,11 @@ class DownloadService:
         return None
 
     def _refuse_if_forgotten(self, command: Command) -> None:
-        """A request the store holds but the member forgot: refused, as a retry or a reuse."""
+        """A request the store holds but the member forgot: refused, as a retry or a reuse.
+        (The service's own catalogue operations are idempotent by themselves: sent again, they
+        find nothing left to do.)"""
+        if not command.from_device:
+            return
         stored = self._stored_request(command)
         if stored is None:
             return

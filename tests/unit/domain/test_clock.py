@@ -147,6 +147,8 @@ def test_a_withdrawal_stamped_with_a_past_leaving_date_is_not_held_to_the_clock(
     world.now = leaving_on + 3 * DAY  # the fan-out runs days after the title left
     [done] = world.service.withdraw_title("leaving", leaving_on, "withdraw", ["ann"])
     assert done.events == 1 and lic not in world.service.member("ann").state.licenses
+    [again] = world.service.withdraw_title("leaving", leaving_on, "withdraw", ["ann"])  # the fan-out re-run
+    assert again.granted and again.events == 0
 
 
 # -- the simulator and the what-if replay -------------------------------------------------
