@@ -4,8 +4,10 @@ A member downloads titles to devices; each download is a licence, validated agai
 and plan rules that live in data (``data/rules/*.toml``), with the member's past downloads
 taken into account. One stream per member is the consistency boundary; *License* and
 *Downloaded* are entities inside it. Commands go through ``DownloadService`` (load, check the
-rules, record, save; idempotent by request id); denials are events. Read models, a seeded
-simulator, what-if replays under other rules, and explanations are built on the same log.
+rules at the service's clock, record, save; idempotent by request id) and come back as an
+``Outcome`` holding one ``Answer``; denials are events, and every decision names the rule set
+that judged it. Read models, a seeded simulator, what-if replays under other rules, time travel
+in two times, and explanations are built on the same log.
 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
 """

@@ -1,9 +1,11 @@
 """Commands: what a member's device (or the catalogue team) asks the service to do.
 
 Every command carries the member it concerns, its own time ``at`` (aware; normalised to UTC,
-a naive time is refused) and a ``request_id`` chosen by the client: re-sending the same request
-id returns the first outcome and writes nothing. Commands travel as tagged JSON (``"type"``) in
-event metadata, so a recorded store holds its own request history for what-if replays.
+a naive time is refused; the service trusts it only within the rules' clock bounds, see
+``clock.py``) and a ``request_id`` chosen by the client: re-sending the same request returns the
+first answer and writes nothing, and the same id for another request is refused (see
+``requests.py``). Commands travel as tagged JSON (``"type"``) in event metadata, so a recorded
+store holds its own request history for what-if replays.
 """
 
 from __future__ import annotations
