@@ -58,7 +58,7 @@ from .commands import (
     RenewLicense,
     Subscribe,
 )
-from .errors import ClockSkewError, CommandRefusedError, InvalidCommandError
+from .errors import ClockSkewError, CommandRefusedError, InvalidCommandError, LateRequestError
 from .rules import RuleSet, load_rules
 from .service import DownloadService
 
@@ -254,8 +254,8 @@ class Simulation:
             outcome = self.service.handle(command)
         except (CommandRefusedError, InvalidCommandError) as exc:
             self.refused[type(exc).__name__] += 1
-            if isinstance(exc, ClockSkewError) and m.clock_offsets.get(sender):
-                # the refusal says to check the device's clock: the member sets it right, tries again
+            if isinstance(exc, ClockSkewError | LateRequestError) and m.clock_offsets.get(sender):
+                # refused for the device's clock: the member sets it right and tries again
                 m.clock_offsets[sender] = ZERO
                 return self._send(m, command_type, at, device=device, **fields)
             return None
