@@ -7,7 +7,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
-from .codec import Decoded, DomainEvent, EventRegistry
+from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -24,6 +24,7 @@ from .errors import (
     SnapshotError,
     StoreCorruptionError,
     StoreError,
+    StoreLayoutError,
     StoreTimeoutError,
     StoreUnavailableError,
     StreamNotFoundError,
@@ -80,12 +81,14 @@ __all__ = [
     "SnapshotPolicy",
     "StoreCorruptionError",
     "StoreError",
+    "StoreLayoutError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFoundError",
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnsupportedSchemaVersionError",
+    "UpcastStep",
     "UpcasterChainError",
     "applies",
     "archive_before_snapshot",
