@@ -13,6 +13,15 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench]"
+	@# A venv made before the cassandra extra moved to scylla-cqlsh has PyPI's cqlsh and its
+	@# cassandra-driver, whose `cassandra` module overwrote scylla-driver's: remove both, then
+	@# reinstall scylla-driver's files (uninstalling took the shared ones with it).
+	if $(PY) -m pip show --quiet cassandra-driver >/dev/null 2>&1; then \
+	  $(PY) -m pip uninstall --quiet --yes cassandra-driver cqlsh && \
+	  $(PY) -m pip install --quiet --force-reinstall --no-deps \
+	    "scylla-driver==$$($(PY) -c 'import importlib.metadata as m; print(m.version("scylla-driver"))')" && \
+	  $(PY) -m pip install --quiet --force-reinstall --no-deps scylla-cqlsh; \
+	fi
 	touch $(STAMP)
 
 lab: setup  ## open JupyterLab on the notebooks (embedded SQLite store by default)

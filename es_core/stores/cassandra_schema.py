@@ -145,10 +145,10 @@ def create_schema(session: Any, keyspace: str, replication_factor: int, datacent
     """Create whatever is missing. Idempotent; waits for schema agreement after each change."""
     for name, cql in schema_cql(keyspace, replication_factor, datacenter).items():
         session.execute(cql, timeout=120)
-        if not session.cluster.control_connection.wait_for_schema_agreement(wait_time=60):
+        if not session.wait_for_schema_agreement(wait_time=60):
             raise StoreError(f"Cassandra nodes did not agree on the schema after creating {name}")
 
 
 def drop_keyspace(session: Any, keyspace: str) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {check_keyspace(keyspace)}", timeout=120)
-    session.cluster.control_connection.wait_for_schema_agreement(wait_time=60)
+    session.wait_for_schema_agreement(wait_time=60)
