@@ -17,10 +17,10 @@ and ``NoHostAvailable`` when any host failed in one of these ways
 ``Unavailable``, ``NoHostAvailable``, other connection      ``StoreUnavailableError`` (retry later:
 errors, ``Overloaded``, ``IsBootstrapping``, an exhausted    nothing was written)
 connection pool
-``AuthenticationFailed``, and ``NoHostAvailable`` when       ``StoreAuthenticationError``
-every host refused the credentials
+``AuthenticationFailed``, ``Unauthorized``, and            ``StoreAuthenticationError`` (fix the
+``NoHostAvailable`` when every host refused the login       credentials or the user's permissions)
 ``NoHostAvailable`` when a TLS handshake failed              ``StoreError`` naming the TLS options
-``ReadFailure``, ``InvalidRequest``, ``Unauthorized``,       ``StoreError`` (a replica failed or the
+``ReadFailure``, ``InvalidRequest``,                         ``StoreError`` (a replica failed or the
 any other ``DriverException``                                request is wrong: retrying will not help)
 ==========================================================  ==================================
 
@@ -44,6 +44,7 @@ from cassandra import (
     OperationTimedOut,
     RequestValidationException,
     Timeout,
+    Unauthorized,
     Unavailable,
     WriteFailure,
     WriteTimeout,
@@ -133,7 +134,9 @@ def translate_driver_error(exc: BaseException) -> StoreError | None:
     if isinstance(exc, OverloadedErrorMessage | IsBootstrappingErrorMessage):
         return StoreUnavailableError(f"Cassandra is busy: {exc}")
     if isinstance(exc, AuthenticationFailed):
-        return StoreAuthenticationError(f"Cassandra refused the credentials: {exc}")
+        return _refused_login([exc])
+    if isinstance(exc, Unauthorized):
+        return StoreAuthenticationError(f"the Cassandra user lacks a permission: {exc}")
     if isinstance(exc, CoordinationFailure):
         return StoreError(f"a Cassandra replica failed the request: {exc}")
     if isinstance(exc, RequestValidationException):
@@ -162,16 +165,31 @@ def _what_happened(exc: BaseException) -> str:
 def _no_host(exc: NoHostAvailable) -> StoreError:
     errors = _host_errors(exc)
     if errors and all(isinstance(e, AuthenticationFailed) for e in errors):
-        return StoreAuthenticationError(
-            f"Cassandra refused the credentials ({exc}); give a user name and password in the URL "
-            "(cassandra://user:password@host/keyspace) or in ES_CASSANDRA_USERNAME and ES_CASSANDRA_PASSWORD"
-        )
-    if any(isinstance(e, ssl.SSLError) for e in errors):
+        return _refused_login(errors)
+    # The driver re-raises a failed handshake as an OSError that quotes the SSL error.
+    tls = [e for e in errors if isinstance(e, ssl.SSLError) or "[SSL" in str(e)]
+    if tls:
         return StoreError(
-            f"the TLS handshake with Cassandra failed ({exc}); check tls_ca (the certificate that signed the "
-            "node's), tls_verify, and that the node has client encryption enabled"
+            f"the TLS handshake with Cassandra failed ({tls[0]}): check tls_ca (the certificate that signed "
+            "the node's), tls_verify, and that the node has client encryption enabled"
         )
-    return StoreUnavailableError(f"cannot reach Cassandra: {exc}")
+    hint = ""
+    if any(isinstance(e, ConnectionResetError) for e in errors):
+        hint = " (a node that requires TLS resets plain connections: open the store with tls=true)"
+    return StoreUnavailableError(f"cannot reach Cassandra: {exc}{hint}")
+
+
+def _refused_login(errors: list[object]) -> StoreAuthenticationError:
+    """Built from the server's verdict only: its message names the user, which is not repeated."""
+    if all("requires authentication" in str(e) for e in errors):
+        verdict = "the node requires a user name and password, and none was given"
+    else:
+        verdict = "the user name or password is wrong"
+    return StoreAuthenticationError(
+        f"Cassandra refused the login: {verdict}. Give credentials in the URL "
+        "(cassandra://user:password@host/keyspace, percent-encoded) or in ES_CASSANDRA_USERNAME and "
+        "ES_CASSANDRA_PASSWORD"
+    )
 
 
 class _Translated:
@@ -186,6 +204,8 @@ class _Translated:
         error = translate_driver_error(exc)
         if error is None:
             return False
+        if isinstance(error, StoreAuthenticationError):
+            raise error from None  # the driver's message names the user
         raise error from exc
 
 

@@ -73,7 +73,7 @@ def test_defaults_leave_options_out_and_ipv6_hosts_work() -> None:
         "cassandra://localhost/a/b",
         "cassandra://localhost/Bad-Name",
         "cassandra://localhost/" + "k" * 49,
-        "cassandra://user:secret@localhost/events",
+        "cassandra://:secret@localhost/events",  # a password without a user
         "cassandra://h1:9042,h2:9043/events",  # one port for every host
         "cassandra://h1:99999/events",
         "cassandra:///events",
@@ -112,6 +112,7 @@ def test_unknown_keyword_options_are_refused() -> None:
 # -- the driver-error boundary -------------------------------------------------------------------
 
 CAS_UNKNOWN = cas_write_unknown()
+TLS_REFUSED = "Tried connecting to [('h1', 9042)]. Last error: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate"
 UNAVAILABLE = cassandra.Unavailable("not enough replicas", consistency=ConsistencyLevel.LOCAL_QUORUM,
                                     required_replicas=2, alive_replicas=1)  # fmt: skip
 
@@ -150,11 +151,12 @@ CASES: list[tuple[BaseException, type[StoreError]]] = [
     # retrying will not help
     (cassandra.cluster.NoHostAvailable("tls", {"h1:9042": ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER]")}),
      StoreError),
+    (cassandra.cluster.NoHostAvailable("tls", {"h1:9042": PermissionError(1, TLS_REFUSED)}), StoreError),
     (cassandra.connection.ProtocolError("bad frame"), StoreError),
     (cassandra.segment.CrcException("bad checksum"), StoreError),
     (cassandra.ReadFailure("tombstones", failures=1), StoreError),
     (cassandra.InvalidRequest("bad query"), StoreError),
-    (cassandra.Unauthorized("no"), StoreError),
+    (cassandra.Unauthorized("no"), StoreAuthenticationError),
     (cassandra.protocol.SyntaxException(0x2000, "syntax", None), StoreError),
     (cassandra.protocol.ErrorMessage(0x1234, "a code this driver does not know", None), StoreError),
     (cassandra.DriverException("other"), StoreError),
@@ -168,7 +170,10 @@ def test_each_driver_error_maps_to_its_store_error(driver_error: BaseException, 
     with pytest.raises(expected) as info:
         with TRANSLATED:
             raise driver_error
-    assert info.value.__cause__ is driver_error
+    if expected is StoreAuthenticationError:  # the driver's message names the user: not chained
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+    else:
+        assert info.value.__cause__ is driver_error
 
 
 def test_the_driver_has_no_class_for_cas_write_unknown_so_the_boundary_maps_the_code() -> None:
