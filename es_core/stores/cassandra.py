@@ -69,6 +69,7 @@ from .cassandra_schema import (
     create_schema,
     drop_keyspace,
     missing_objects,
+    refuse_expiring_tables,
     schema_cql,
 )
 
@@ -309,14 +310,14 @@ class CassandraStore(EventStore):
 
     def _ensure_schema(self, session: Any) -> None:
         missing = missing_objects(session, self.keyspace)
-        if not missing:
-            return
-        if not self._create:
-            raise StoreError(
-                f"keyspace {self.keyspace!r} lacks {', '.join(missing)}; create it with create=true "
-                "or CassandraStore.create(url)"
-            )
-        create_schema(session, self.keyspace, self.replication_factor, self.datacenter)
+        if missing:
+            if not self._create:
+                raise StoreError(
+                    f"keyspace {self.keyspace!r} lacks {', '.join(missing)}; create it with create=true "
+                    "or CassandraStore.create(url)"
+                )
+            create_schema(session, self.keyspace, self.replication_factor, self.datacenter)
+        refuse_expiring_tables(session, self.keyspace)
 
     def _settle_bucket_width(self) -> int:
         """The keyspace's bucket width is fixed by its first user: every handle must agree."""

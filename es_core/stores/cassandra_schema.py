@@ -142,6 +142,32 @@ def missing_objects(session: Any, keyspace: str) -> list[str]:
     return [t for t in TABLES if t not in tables] + [i for i in INDEXES if i not in indexes]
 
 
+EXPIRING_BY_DESIGN = frozenset({"feed_writers"})
+"""Tables whose rows are meant to expire (writer-number claims carry their own TTL). Every
+other table holds rows the store relies on for as long as the keyspace lives."""
+
+
+def refuse_expiring_tables(session: Any, keyspace: str) -> None:
+    """Refuse a keyspace whose tables would expire rows the store relies on.
+
+    A ``default_time_to_live`` on ``events`` would expire a partition's static ``head``: the
+    stream would read as empty and ``NO_STREAM`` would write version 1 again. On the feed's
+    tables it would drop announcements (an unfenced partition, events a reader never sees), on
+    ``store_settings`` the bucket width, on ``snapshots`` the only copy of truncated history."""
+    rows = session.execute(
+        "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+    )
+    expiring = {name: ttl for name, ttl in rows if name in TABLES and name not in EXPIRING_BY_DESIGN and ttl}
+    if expiring:
+        name, ttl = sorted(expiring.items())[0]
+        raise StoreError(
+            f"table {keyspace}.{name} has default_time_to_live = {ttl}: its rows would expire, and the store "
+            f"relies on them (a stream whose head expired would start again at version 1). Remove the TTL "
+            f"with `ALTER TABLE {keyspace}.{name} WITH default_time_to_live = 0`, then reopen"
+            + (f" (also: {', '.join(sorted(expiring)[1:])})" if len(expiring) > 1 else "")
+        )
+
+
 def create_schema(session: Any, keyspace: str, replication_factor: int, datacenter: str | None) -> None:
     """Create whatever is missing. Idempotent; waits for schema agreement after each change."""
     for name, cql in schema_cql(keyspace, replication_factor, datacenter).items():
