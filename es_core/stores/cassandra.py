@@ -299,8 +299,8 @@ class CassandraStore(EventStore):
             if value != OPTIONS[key][1]:
                 query[key] = value
         if not self._create:
-            query["create"] = "false"
-        text = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items())
+            query["create"] = False
+        text = "&".join(f"{k}={quote(_text(v), safe='')}" for k, v in query.items())
         return f"cassandra://{netloc}/{self.keyspace}?{text}"
 
     def __repr__(self) -> str:
@@ -898,6 +898,10 @@ class _Answer(Exception):
     def __init__(self, result: AppendResult) -> None:
         super().__init__()
         self.result = result
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _record(stream_id: str, row: tuple[Any, ...]) -> RecordedEvent:

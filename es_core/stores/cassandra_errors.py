@@ -35,6 +35,7 @@ the write began.
 
 from __future__ import annotations
 
+import re
 import ssl
 
 from cassandra import (
@@ -88,6 +89,8 @@ CAS_WRITE_UNKNOWN = 0x1700
 ``CasWriteUnknownResultException``: the proposal was accepted by some replicas but not a
 quorum). The driver has no class for it, so it arrives as a plain ``ErrorMessage``."""
 
+_NAMED_USER = re.compile(r"\bUser \S+ has\b")
+
 RETRY_SAME_IDS = (
     "the write may or may not have landed; retry with the same event ids "
     "(the store recognises a retry of an append that landed)"
@@ -136,7 +139,9 @@ def translate_driver_error(exc: BaseException) -> StoreError | None:
     if isinstance(exc, AuthenticationFailed):
         return _refused_login([exc])
     if isinstance(exc, Unauthorized):
-        return StoreAuthenticationError(f"the Cassandra user lacks a permission: {exc}")
+        # Cassandra's message ("User <name> has no SELECT permission on ...") names the user.
+        detail = _NAMED_USER.sub("the user has", str(exc))
+        return StoreAuthenticationError(f"the Cassandra user lacks a permission: {detail}")
     if isinstance(exc, CoordinationFailure):
         return StoreError(f"a Cassandra replica failed the request: {exc}")
     if isinstance(exc, RequestValidationException):
