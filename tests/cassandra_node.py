@@ -28,7 +28,11 @@ def node_address() -> tuple[str, int]:
 
 
 def node_answers(timeout: float = 1.0) -> bool:
-    host, port = node_address()
+    return answers(*node_address(), timeout=timeout)
+
+
+def answers(host: str, port: int = 9042, *, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections at ``host:port``."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -39,10 +43,7 @@ def node_answers(timeout: float = 1.0) -> bool:
 def cassandra_url_or_skip(keyspace: str, **options: str) -> str:
     host, port = node_address()
     if not node_answers():
-        message = HOW_TO_ENABLE.format(host=host, port=port)
-        if os.environ.get("ES_REQUIRE_CASSANDRA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(HOW_TO_ENABLE.format(host=host, port=port))
     query = "&".join(f"{k}={v}" for k, v in {"replication_factor": "1", **options}.items())
     return f"cassandra://{host}:{port}/{keyspace}?{query}"
 
@@ -90,9 +91,9 @@ def running(*nodes: ScriptedNode, timeout: float = 600) -> Iterator[None]:
     """Start the nodes (all at once: a JVM start is mostly waiting), yield, stop what was started.
     A node already answering at its address is used as it is and left running. Without Java the
     tests skip, or fail with ``ES_REQUIRE_CASSANDRA=1``."""
-    wanted = [n for n in nodes if not _answers(n.address)]
+    wanted = [n for n in nodes if not answers(n.address)]
     if wanted and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        _skip_or_fail("Java 17 is needed to start the Cassandra nodes of these tests")
+        skip_or_fail("Java 17 is needed to start the Cassandra nodes of these tests")
     env = {**os.environ, "ES_CASSANDRA_HEAP": os.environ.get("ES_CASSANDRA_HEAP", "512m")}
     launched = {
         n: subprocess.Popen(
@@ -109,22 +110,15 @@ def running(*nodes: ScriptedNode, timeout: float = 600) -> Iterator[None]:
             if process.returncode != 0:
                 failed.append(f"{node.name} node on {node.address} did not start:\n{output[-3000:]}")
         if failed:
-            _skip_or_fail("\n".join(failed))
+            skip_or_fail("\n".join(failed))
         yield
     finally:
         for node in launched:
             subprocess.run(node.args("stop"), capture_output=True, timeout=120, check=False)
 
 
-def _answers(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 9042), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _skip_or_fail(message: str) -> None:
+def skip_or_fail(message: str) -> None:
+    """Skip the test, or fail it where Cassandra is required (``ES_REQUIRE_CASSANDRA=1``, as in CI)."""
     if os.environ.get("ES_REQUIRE_CASSANDRA") == "1":
         pytest.fail(message)
     pytest.skip(message)

@@ -3,26 +3,22 @@
 Every public method of ``CassandraStore`` runs inside :data:`TRANSLATED` (generators translate
 as they iterate), so callers never catch driver exceptions. The mapping, by what a caller can do:
 
-==========================================================  ==================================
-driver exception                                            raised as
-==========================================================  ==================================
-``WriteTimeout`` (any write type), ``WriteFailure``, the    ``StoreOutcomeUnknownError``: the
-protocol v5 error ``CAS_WRITE_UNKNOWN`` (0x1700, an          write may or may not have landed;
-``ErrorMessage`` with that code: the driver has no class     retry with the same event ids
-for it), ``OperationTimedOut`` (the client stopped
-waiting for a sent request), ``ConnectionShutdown`` (the
-connection closed with the request in flight), ``ServerError``,
-and ``NoHostAvailable`` when any host failed in one of these ways
-``ReadTimeout``                                             ``StoreTimeoutError`` (retry)
-``Unavailable``, ``NoHostAvailable``, other connection      ``StoreUnavailableError`` (retry later:
-errors, ``Overloaded``, ``IsBootstrapping``, an exhausted    nothing was written)
-connection pool
-``AuthenticationFailed``, ``Unauthorized``, and            ``StoreAuthenticationError`` (fix the
-``NoHostAvailable`` when every host refused the login       credentials or the user's permissions)
-``NoHostAvailable`` when a TLS handshake failed              ``StoreError`` naming the TLS options
-``ReadFailure``, ``InvalidRequest``,                         ``StoreError`` (a replica failed or the
-any other ``DriverException``                                request is wrong: retrying will not help)
-==========================================================  ==================================
+* ``StoreOutcomeUnknownError`` (the write may or may not have landed: retry with the same event
+  ids): ``WriteTimeout`` of any write type, ``WriteFailure``, protocol v5's ``CAS_WRITE_UNKNOWN``
+  (0x1700: the driver has no class for it, so it is an ``ErrorMessage`` with that code),
+  ``OperationTimedOut`` (the client stopped waiting for a sent request), ``ConnectionShutdown``
+  (the connection closed with the request in flight), ``ServerError``, and ``NoHostAvailable``
+  when any host failed in one of these ways.
+* ``StoreTimeoutError`` (retry): ``ReadTimeout``.
+* ``StoreUnavailableError`` (nothing was written: retry later): ``Unavailable``, any other
+  ``NoHostAvailable``, other connection errors, ``Overloaded``, ``IsBootstrapping``, an
+  exhausted connection pool.
+* ``StoreAuthenticationError`` (fix the credentials or the user's permissions):
+  ``AuthenticationFailed``, ``Unauthorized``, and ``NoHostAvailable`` when every host refused
+  the login.
+* ``StoreError`` naming the TLS options: ``NoHostAvailable`` after a failed TLS handshake.
+* ``StoreError`` (a replica failed or the request is wrong: retrying will not help):
+  ``ReadFailure``, ``InvalidRequest``, any other driver exception.
 
 Why these are unknown outcomes: a conditional write is a Paxos round. Once a replica has
 accepted its proposal, the next round on that partition (any writer's, or a reader's fence)
