@@ -98,7 +98,7 @@ def running(*nodes: ScriptedNode, timeout: float = 600) -> Iterator[None]:
     launched = {
         n: subprocess.Popen(
             [*n.args("start"), "--address", n.address, "--seeds", n.address, "--cluster-name", f"es-{n.name}",
-             *n.flags],
+             "--timeout", str(int(timeout) - 60), *n.flags],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         for n in wanted
