@@ -3,32 +3,47 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
 SMALL  ?= 1
 
-.PHONY: setup lab tour test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
+.PHONY: setup lab tour docs test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
 
-setup: $(STAMP)  ## create .venv and install the project with every extra
+# A venv made before the cassandra extra moved to scylla-cqlsh has PyPI's cqlsh and its
+# cassandra-driver, whose `cassandra` module overwrote scylla-driver's: remove both, then
+# reinstall scylla-driver's files (uninstalling took the shared ones with it).
+define ONE_DRIVER
+if $(PY) -m pip show --quiet cassandra-driver >/dev/null 2>&1; then \
+  $(PY) -m pip uninstall --quiet --yes cassandra-driver cqlsh && \
+  $(PY) -m pip install --quiet --force-reinstall --no-deps \
+    "scylla-driver==$$($(PY) -c 'import importlib.metadata as m; print(m.version("scylla-driver"))')" && \
+  $(PY) -m pip install --quiet --force-reinstall --no-deps scylla-cqlsh; \
+fi
+endef
+
+setup: $(STAMP)  ## create .venv and install the project with every extra (what `make test` needs)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench]"
-	@# A venv made before the cassandra extra moved to scylla-cqlsh has PyPI's cqlsh and its
-	@# cassandra-driver, whose `cassandra` module overwrote scylla-driver's: remove both, then
-	@# reinstall scylla-driver's files (uninstalling took the shared ones with it).
-	if $(PY) -m pip show --quiet cassandra-driver >/dev/null 2>&1; then \
-	  $(PY) -m pip uninstall --quiet --yes cassandra-driver cqlsh && \
-	  $(PY) -m pip install --quiet --force-reinstall --no-deps \
-	    "scylla-driver==$$($(PY) -c 'import importlib.metadata as m; print(m.version("scylla-driver"))')" && \
-	  $(PY) -m pip install --quiet --force-reinstall --no-deps scylla-cqlsh; \
-	fi
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,docs,test,bench]"
+	$(ONE_DRIVER)
+	touch $(LAB_STAMP) $(STAMP)
 
-lab: setup  ## open JupyterLab on the notebooks (embedded SQLite store by default)
+$(LAB_STAMP): pyproject.toml  ## only what the lab needs: the notebooks' libraries and the Cassandra driver
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks]"
+	$(ONE_DRIVER)
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)  ## open JupyterLab on the notebooks (embedded SQLite store by default)
 	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
 
-tour: setup  ## headless: run the tour, print what it did, export the notebooks to HTML
+tour: $(LAB_STAMP)  ## headless: run the tour, print what it did, export the notebooks to HTML
 	$(PY) -m workbench tour
+
+docs: setup  ## the documentation site in artifacts/site/ (notebooks executed in small mode, reused when unchanged)
+	$(PY) -m workbench docs
 
 test: setup  ## lint + the whole test suite (starts a Cassandra node when Java and Maven are present)
 	bash scripts/run-tests

@@ -7,7 +7,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
-from .codec import Decoded, DomainEvent, EventRegistry
+from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -25,6 +25,7 @@ from .errors import (
     StoreAuthenticationError,
     StoreCorruptionError,
     StoreError,
+    StoreLayoutError,
     StoreOutcomeUnknownError,
     StoreTimeoutError,
     StoreUnavailableError,
@@ -83,6 +84,7 @@ __all__ = [
     "StoreAuthenticationError",
     "StoreCorruptionError",
     "StoreError",
+    "StoreLayoutError",
     "StoreOutcomeUnknownError",
     "StoreTimeoutError",
     "StoreUnavailableError",
@@ -90,6 +92,7 @@ __all__ = [
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnsupportedSchemaVersionError",
+    "UpcastStep",
     "UpcasterChainError",
     "applies",
     "archive_before_snapshot",

@@ -26,7 +26,9 @@
         │       └── StoreOutcomeUnknownError  retryable: the request reached the backend and no answer
         │                                     came back (a write may or may not have landed)
         ├── StoreAuthenticationError      the backend refused the credentials (or their absence)
-        └── StoreCorruptionError          the backend's data is damaged
+        ├── StoreCorruptionError          the backend's data is damaged
+        └── StoreLayoutError              the backend's tables cannot be used as they are (an older
+                                          layout, a table TTL): the message says what to do
 
 Every ``StoreUnavailableError`` is safe to retry, and an append is retried **with the same event
 ids**: a store recognises a retry of an append that landed and returns its original result (with
@@ -167,6 +169,12 @@ class StoreAuthenticationError(StoreError):
 
 class StoreCorruptionError(StoreError):
     """The backend reports damaged data."""
+
+
+class StoreLayoutError(StoreError):
+    """The backend's tables cannot be used as they are: written by an earlier version in a layout
+    this one cannot use, or set to expire rows the store relies on. The message names the upgrade
+    or the statement to run."""
 
 
 def _describe(expected: object) -> str:

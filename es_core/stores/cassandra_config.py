@@ -29,6 +29,7 @@ OPTIONS: dict[str, tuple[type, Any]] = {  # name: (type, default)
     "consistency": (str, None),  # None: derived from serial_consistency (check_levels)
     "serial_consistency": (str, "LOCAL_SERIAL"),
     "bucket_width": (int, None),
+    "feed_shards": (int, None),
     "connect_timeout": (float, 5.0),
     "request_timeout": (float, 10.0),
     "clock_skew_ms": (int, 100),

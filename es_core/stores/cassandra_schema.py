@@ -12,7 +12,7 @@ import re
 import warnings
 from typing import Any
 
-from ..errors import InvalidStoreUrlError, StoreError
+from ..errors import InvalidStoreUrlError, StoreError, StoreLayoutError
 
 KEYSPACE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,47}\Z")
 """Unquoted CQL identifiers are case-insensitive and at most 48 characters."""
@@ -56,37 +56,50 @@ CREATE TABLE IF NOT EXISTS {ks}.snapshots (
     taken_at             bigint,    -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (stream_id, version)
 ) WITH CLUSTERING ORDER BY (version DESC)""",
-    # The global feed's index: "this partition may receive events with positions in this
-    # slot, from this version on", written before a handle's first append there in the slot.
-    "feed_partitions": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_partitions (
+    # The global feed (``cassandra_feed``). An announcement: "this partition may receive events
+    # with positions in this slot, from this version on", written before a handle's first append
+    # there in the slot, in the partition of the stream's shard.
+    "feed_announcements": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_announcements (
+    shard         int,              -- crc32(stream_id) % feed_shards
     slot          bigint,           -- position >> 32: about one second of positions
     stream_id     text,
     bucket        bigint,
     first_version bigint,
-    PRIMARY KEY ((slot), stream_id, bucket, first_version)
+    PRIMARY KEY ((shard, slot), stream_id, bucket, first_version)
 )""",
-    # Which slots have announcements, so readers skip empty seconds (an era is ~9.5 hours).
-    "feed_slots": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_slots (
-    era  bigint,                    -- slot >> 15
-    slot bigint,
-    PRIMARY KEY ((era), slot)
+    # Which slots of a shard have announcements, so readers skip empty seconds (an era is ~9.5 hours).
+    "feed_shard_slots": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_shard_slots (
+    shard int,
+    era   bigint,                   -- slot >> 15
+    slot  bigint,
+    PRIMARY KEY ((shard, era), slot)
 ) WITH CLUSTERING ORDER BY (slot ASC)""",
-    "feed_eras": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_eras (
-    shard int,                      -- always 0: one small partition, a row per ~9.5 hours
+    "feed_shard_eras": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_shard_eras (
+    shard int,
     era   bigint,
     PRIMARY KEY ((shard), era)
 ) WITH CLUSTERING ORDER BY (era ASC)""",
-    # Each open store handle claims a 12-bit writer number (with a TTL it renews), which makes
-    # the positions it hands out unique.
+    # Readers close slots: a shard's highest row is the last slot no writer may announce into
+    # any more (each marker write also deletes the rows below it).
+    "feed_closed": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_closed (
+    shard int,
+    upto  bigint,                   -- every slot <= upto is closed in this shard
+    PRIMARY KEY ((shard), upto)
+) WITH CLUSTERING ORDER BY (upto DESC)""",
+    # Each store handle that appends holds a 12-bit writer number, which makes its positions
+    # unique: it hands out only positions above the previous holder's reservation and up to its own.
     "feed_writers": """
 CREATE TABLE IF NOT EXISTS {ks}.feed_writers (
-    writer int PRIMARY KEY,
-    owner  uuid
+    writer   int PRIMARY KEY,
+    owner    uuid,                  -- null once released
+    reserved bigint                 -- the holder's positions stay at or below this time (µs, cluster clock)
 )""",
-    # bucket_width (fixed when the keyspace is created) and the settled-position hint.
+    # bucket_width and feed_shards (fixed when the keyspace is created), the feed layout and the
+    # settled-position hint.
     "store_settings": """
 CREATE TABLE IF NOT EXISTS {ks}.store_settings (
     name  text PRIMARY KEY,
@@ -142,25 +155,21 @@ def missing_objects(session: Any, keyspace: str) -> list[str]:
     return [t for t in TABLES if t not in tables] + [i for i in INDEXES if i not in indexes]
 
 
-EXPIRING_BY_DESIGN = frozenset({"feed_writers"})
-"""Tables whose rows are meant to expire (writer-number claims carry their own TTL). Every
-other table holds rows the store relies on for as long as the keyspace lives."""
-
-
 def refuse_expiring_tables(session: Any, keyspace: str) -> None:
-    """Refuse a keyspace whose tables would expire rows the store relies on.
+    """Refuse a keyspace whose tables would expire rows the store relies on (all of them).
 
     A ``default_time_to_live`` on ``events`` would expire a partition's static ``head``: the
     stream would read as empty and ``NO_STREAM`` would write version 1 again. On the feed's
-    tables it would drop announcements (an unfenced partition, events a reader never sees), on
-    ``store_settings`` the bucket width, on ``snapshots`` the only copy of truncated history."""
+    tables it would drop announcements or closed-slot markers (events a reader never sees) or a
+    writer number's reservation (a later holder could repeat its positions); on ``store_settings``
+    the bucket width; on ``snapshots`` the only copy of truncated history."""
     rows = session.execute(
         "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
     )
-    expiring = {name: ttl for name, ttl in rows if name in TABLES and name not in EXPIRING_BY_DESIGN and ttl}
+    expiring = {name: ttl for name, ttl in rows if name in TABLES and ttl}
     if expiring:
         name, ttl = sorted(expiring.items())[0]
-        raise StoreError(
+        raise StoreLayoutError(
             f"table {keyspace}.{name} has default_time_to_live = {ttl}: its rows would expire, and the store "
             f"relies on them (a stream whose head expired would start again at version 1). Remove the TTL "
             f"with `ALTER TABLE {keyspace}.{name} WITH default_time_to_live = 0`, then reopen"

@@ -12,14 +12,12 @@ import pytest
 
 pytest.importorskip("cassandra", reason="the Cassandra driver is an optional extra")
 
-from es_core import NewEvent, StoreError, open_store
+from es_core import NewEvent, StoreLayoutError, open_store
 from es_core.stores.cassandra import CassandraStore
-from es_core.stores.cassandra_schema import EXPIRING_BY_DESIGN, TABLES, schema_agreed
+from es_core.stores.cassandra_schema import TABLES, schema_agreed
 from tests.cassandra_node import cassandra_url_or_skip
 
 pytestmark = pytest.mark.cassandra
-
-RELIED_ON = sorted(set(TABLES) - EXPIRING_BY_DESIGN)
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +36,12 @@ def set_ttl(store: Any, table: str, seconds: int) -> None:
     schema_agreed(store.session)
 
 
-@pytest.mark.parametrize("table", RELIED_ON)
+@pytest.mark.parametrize("table", sorted(TABLES))
 def test_a_table_with_a_default_ttl_is_refused_with_the_fix(scratch: tuple[str, Any], table: str) -> None:
     url, store = scratch
     set_ttl(store, table, 86400)
     try:
-        with pytest.raises(StoreError) as info:
+        with pytest.raises(StoreLayoutError) as info:
             open_store(url)
         message = str(info.value)
         assert f"{store.keyspace}.{table} has default_time_to_live = 86400" in message
@@ -56,12 +54,3 @@ def test_a_table_with_a_default_ttl_is_refused_with_the_fix(scratch: tuple[str, 
     finally:
         reopened.close()
 
-
-def test_writer_claims_may_expire(scratch: tuple[str, Any]) -> None:
-    url, store = scratch
-    assert EXPIRING_BY_DESIGN == {"feed_writers"}
-    set_ttl(store, "feed_writers", 3600)
-    try:
-        open_store(url).close()
-    finally:
-        set_ttl(store, "feed_writers", 0)
