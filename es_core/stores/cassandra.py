@@ -251,7 +251,7 @@ class CassandraStore(EventStore):
             ("request_timeout", self.request_timeout),
             ("clock_skew_ms", self.clock_skew_ms),
             ("feed_lease_ms", self.feed_lease_ms),
-            ("tls", self.tls),
+            ("tls", True if self.tls else None),
             ("tls_ca", self.tls_ca),
             ("tls_verify", self.tls_verify if self.tls else "full"),
         ):

@@ -35,7 +35,7 @@ OPTIONS: dict[str, tuple[type, Any]] = {  # name: (type, default)
     "clock_skew_ms": (int, 100),
     "feed_lease_ms": (int, 1000),
     "create": (bool, True),
-    "tls": (bool, False),
+    "tls": (bool, None),  # None: off, unless tls_ca or tls_verify ask for it (tls_context)
     "tls_ca": (str, None),
     "tls_verify": (str, "full"),
 }
