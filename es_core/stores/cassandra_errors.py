@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from typing import Literal
 
 from cassandra import (
     AuthenticationFailed,
@@ -199,7 +200,9 @@ class _Translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:  # never swallows: a driver error leaves translated, anything else as it is
         if exc is None or isinstance(exc, EventSourcingError):
             return False
         error = translate_driver_error(exc)
