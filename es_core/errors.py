@@ -22,9 +22,17 @@
     ├── SnapshotError                     a snapshot cannot be used (always recovered from)
     └── StoreError                        the backend failed (translated driver errors)
         ├── StoreUnavailableError         retryable: no replica, connection refused, database locked
-        │   └── StoreTimeoutError         retryable: the backend timed out; the write may or may not have landed
+        │   └── StoreTimeoutError         retryable: the backend timed out; a write may or may not have landed
+        │       └── StoreOutcomeUnknownError  retryable: the request reached the backend and no answer
+        │                                     came back (a write may or may not have landed)
+        ├── StoreAuthenticationError      the backend refused the credentials (or their absence)
         ├── StoreCorruptionError          the backend's data is damaged
-        └── StoreLayoutError              the backend's tables are an older layout: upgrade them first
+        └── StoreLayoutError              the backend's tables cannot be used as they are (an older
+                                          layout, a table TTL): the message says what to do
+
+Every ``StoreUnavailableError`` is safe to retry, and an append is retried **with the same event
+ids**: a store recognises a retry of an append that landed and returns its original result (with
+``duplicate=True``), so a retry after an unknown outcome lands the events exactly once.
 
 Driver errors are translated into ``StoreError`` subclasses at one boundary per backend
 (``raise ... from exc``), so callers never catch ``sqlite3`` or driver exceptions.
@@ -148,13 +156,25 @@ class StoreTimeoutError(StoreUnavailableError):
     """The backend timed out; a write may or may not have landed, so retry with the same event ids."""
 
 
+class StoreOutcomeUnknownError(StoreTimeoutError):
+    """A request reached the backend and no definite answer came back: a write timed out, the
+    backend reported its outcome unknown, or the connection closed with the request in flight.
+    The write may or may not have landed (and may still land): retry with the same event ids."""
+
+
+class StoreAuthenticationError(StoreError):
+    """The backend refused the credentials, or requires credentials that were not given.
+    Retrying with the same credentials will not help. Messages never contain a password."""
+
+
 class StoreCorruptionError(StoreError):
     """The backend reports damaged data."""
 
 
 class StoreLayoutError(StoreError):
-    """The backend's tables were written by an earlier version in a layout this one cannot use;
-    the message names the upgrade to run."""
+    """The backend's tables cannot be used as they are: written by an earlier version in a layout
+    this one cannot use, or set to expire rows the store relies on. The message names the upgrade
+    or the statement to run."""
 
 
 def _describe(expected: object) -> str:
