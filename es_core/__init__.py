@@ -8,6 +8,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 
 from .aggregate import Aggregate, applies
 from .codec import Decoded, DomainEvent, EventRegistry
+from .continuity import StreamGap, VersionContinuity
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -26,6 +27,7 @@ from .errors import (
     StoreError,
     StoreTimeoutError,
     StoreUnavailableError,
+    StreamGapError,
     StreamNotFoundError,
     UnhandledEventError,
     UnknownEventTypeError,
@@ -82,11 +84,14 @@ __all__ = [
     "StoreError",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "StreamGap",
+    "StreamGapError",
     "StreamNotFoundError",
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnsupportedSchemaVersionError",
     "UpcasterChainError",
+    "VersionContinuity",
     "applies",
     "archive_before_snapshot",
     "default_store_url",

@@ -13,6 +13,7 @@
     ├── DuplicateEventIdError             an event id is stored already, not as a retry of this append
     ├── StreamNotFoundError               a read that needs the stream to exist
     ├── HistoryTruncatedError             the events needed were archived by retention
+    ├── StreamGapError                    a reader met a hole (or a repeat) in a stream's versions
     ├── UnhandledEventError               an aggregate has no handler for an event in its stream
     ├── SchemaError                       stored data the code cannot read
     │   ├── UnknownEventTypeError
@@ -30,6 +31,11 @@ Driver errors are translated into ``StoreError`` subclasses at one boundary per 
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the record lives with its checker; only its type is needed here
+    from .continuity import StreamGap
 
 
 class EventSourcingError(Exception):
@@ -91,6 +97,15 @@ class StreamNotFoundError(EventSourcingError):
 
 class HistoryTruncatedError(EventSourcingError):
     """The events a read needs were removed by retention, and no snapshot covers them."""
+
+
+class StreamGapError(EventSourcingError):
+    """A reader of the global log met a break in one stream's versions (``es_core.continuity``):
+    an event was skipped, or delivered twice. ``gap`` is the ``StreamGap``."""
+
+    def __init__(self, gap: StreamGap) -> None:
+        super().__init__(f"hole in the feed: {gap.describe()}")
+        self.gap = gap
 
 
 class UnhandledEventError(EventSourcingError):
