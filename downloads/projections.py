@@ -211,7 +211,7 @@ class ReadModels:
         self._handlers = [p.handle for p in self.all()]
         self.subscription = Subscription(
             store, self.checkpoints, self.NAME, self._handle, registry=registry or new_registry(),
-            on_reset=self._reset, page_size=page_size, on_poison="stop",
+            on_reset=self._reset, page_size=page_size, on_poison="stop", max_attempts=1,
         )
 
     def all(self) -> Iterable[Any]:
