@@ -32,8 +32,8 @@ from pathlib import Path
 
 from .report import ScenarioResult, as_json, format_table, run_passed
 
-SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "cassandra-failure")
-DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
+SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "subscriptions", "cassandra-failure")
+DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback", "subscriptions")
 RACE_KEYSPACE = "es_reliability"
 
 
@@ -163,6 +163,16 @@ def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callabl
         from .outage import run_fallback
 
         return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
+    if name == "subscriptions":
+        from .subscriptions import run_subscription_copies, run_subscription_crash, run_subscription_poison
+
+        where = workdir / "subscriptions"
+        return [
+            lambda: run_subscription_crash(where, seed=args.seed, kills=args.kills),
+            lambda: run_subscription_copies(where, seed=args.seed, rounds=max(3, args.kills // 10)),
+            lambda: run_subscription_poison(where, seed=args.seed, store_kind="sqlite"),
+            lambda: run_subscription_poison(where, seed=args.seed, store_kind="memory"),
+        ]
     if name == "cassandra-failure":
         from .node_failure import run_node_failure
 

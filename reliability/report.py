@@ -106,7 +106,7 @@ def _n(value: int) -> str:
 
 
 _COLUMNS: list[tuple[str, int, Callable[[ScenarioResult], str]]] = [
-    ("scenario", 18, lambda r: r.scenario),
+    ("scenario", 20, lambda r: r.scenario),
     ("store", 9, lambda r: r.store),
     ("faults injected", 22, lambda r: "-" if r.skipped else f"{_n(r.faults)} {r.fault_kind}"),
     ("acknowledged", 22, lambda r: "-" if r.skipped else f"{_n(r.acknowledged)} {r.ack_kind}"),
