@@ -494,6 +494,8 @@ TARGETS = (
     ("load with snapshots >= 2x peer", ("load_snapshots", "ratio_to_peer"), ">=", 2.0),
     ("snapshotting costs <= 5% of append", ("snapshot_cost", "es_core", "cost"), "<=", 0.05),
     ("global log read >= peer", ("read_all", "ratio_to_peer"), ">=", 1.0),
+    ("subscription catch-up >= 80% of floor", ("subscription", "catch_up", "ratio_to_floor"), ">=", 0.8),
+    ("subscription live lag p99 <= 50 ms", ("subscription", "live_lag", "separate_file", "p99_ms"), "<=", 50.0),
 )
 
 
@@ -642,6 +644,13 @@ def _run_local(config: RunConfig, target: Target, log: Log) -> dict[str, Any]:
     }
     if "peer" in append:
         results["snapshot_cost"]["peer"] = snapshot_cost(append["peer"], append["peer+snapshots"])
+    if target.kind == "sqlite" and target.directory is not None:  # the subscription figures need files
+        from . import subscriptions
+
+        results["subscription"] = subscriptions.measure(
+            target.path("es_core"), target.directory, config.read_rounds, log, seed=config.seed,
+            lag_members=min(100, config.members), lag_days=60 if config.members >= 100 else 10,
+        )
     return {
         "peer": peer_info,
         "durability": durability,

@@ -17,8 +17,8 @@ What it can see, sentence by sentence:
   up to which everything was delivered before this run began. Anything else is a hole.
 * A predecessor that cannot be read at all was removed by retention (``truncate_stream``); that
   is history deliberately dropped, not a hole, and it passes.
-* Memory is bounded: it remembers at most ``max_streams`` streams, forgetting the least recently
-  seen. When it forgets one it raises ``after`` to the last position it checked, so a forgotten
+* Memory is bounded: it remembers at most ``max_streams`` streams, forgetting the one first
+  seen longest ago. When it forgets one it raises ``after`` to the last position it checked, so a forgotten
   stream's next event is judged against a floor it has certainly delivered: no false alarm, at
   the price of not judging first sights below that floor.
 * A hole in a stream whose later events never arrive cannot be seen here: there is nothing to
@@ -28,7 +28,6 @@ What it can see, sentence by sentence:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ from .events import RecordedEvent
 from .stores.base import EventStore
 
 DEFAULT_MAX_STREAMS = 100_000
-"""Streams remembered at once (about 100 bytes each); beyond it the least recently seen go."""
+"""Streams remembered at once (about 100 bytes each); beyond it the earliest seen are forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +90,24 @@ class VersionContinuity:
         self.max_streams = max_streams
         self.checked = after  # the last position checked: everything up to it was delivered
         self.first_sight_reads = 0
-        self._versions: OrderedDict[str, int] = OrderedDict()
+        self._versions: dict[str, int] = {}  # insertion order: the first forgotten is the first seen
 
     def check(self, record: RecordedEvent) -> StreamGap | None:
         """Check one delivered record; the hole it reveals, or None."""
-        versions, stream = self._versions, record.stream_id
+        versions, stream, version = self._versions, record.stream_id, record.version
         last = versions.get(stream)
         if last is not None:
-            versions.move_to_end(stream)
-            gap = None if record.version == last + 1 else self._gap(stream, last + 1, record)
+            if version == last + 1:  # the common case, kept short: it runs once per event read
+                versions[stream] = version
+                self.checked = record.position
+                return None
+            gap = self._gap(stream, last + 1, record)
         else:
             gap = self._first_sight(record)
             if len(versions) >= self.max_streams:
-                versions.popitem(last=False)
+                del versions[next(iter(versions))]
                 self.after = self.checked  # see the module docstring: a floor delivered for certain
-        versions[stream] = record.version if gap is None or gap.skipped else max(record.version, last or 0)
+        versions[stream] = version if gap is None or gap.skipped else max(version, last or 0)
         if record.position > self.checked:
             self.checked = record.position
         return gap

@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from ..codec import EventRegistry
@@ -56,6 +56,10 @@ class _HandlerFailed(Exception):
         self.cause = cause
 
 
+class _PageRolledBack(Exception):
+    """Raised inside a page to roll it back after a handler failed (backends that can)."""
+
+
 class Subscription:
     """A named, durable subscription of ``handler`` to ``store``'s global log.
 
@@ -76,7 +80,7 @@ class Subscription:
         on_poison: str = PARK,
         on_gap: Callable[[StreamGap], None] | None = None,
         lease_seconds: float = 10.0,
-        poll: tuple[float, float] = (0.001, 0.025),
+        poll: tuple[float, float] = (0.001, 0.01),
     ) -> None:
         self.name = check_name(name)
         if not callable(handler):
@@ -252,16 +256,14 @@ class Subscription:
         failed_at: int | None = None
         try:
             with self.checkpoints.page(self.name, self.owner, self.position, self._lease_until()) as page:
-                for i, record in enumerate(records):
-                    try:
-                        self._deliver(record, page)
-                    except _HandlerFailed:
-                        if self.checkpoints.rolls_back:
-                            raise
-                        failed_at = i  # what came before stays applied; commit up to it
-                        break
-                    page.position = record.position
-        except _HandlerFailed:
+                done = self._deliver_all(records, page)
+                if done < len(records):
+                    if self.checkpoints.rolls_back:
+                        raise _PageRolledBack
+                    failed_at = done  # what came before stays applied; commit up to it
+                if done:
+                    page.position = records[done - 1].position
+        except _PageRolledBack:
             failed_at = 0  # the whole page was rolled back: go again, one record at a time
         else:
             self.position = page.position
@@ -269,6 +271,23 @@ class Subscription:
         if failed_at is not None:
             for record in records[failed_at:]:
                 self._apply_one(record)
+
+    def _deliver_all(self, records: list[RecordedEvent], page: Page) -> int:
+        """Hand over a page's records in order; how many went through before a handler failed."""
+        if self.registry is not None or self._skips:
+            for i, record in enumerate(records):
+                try:
+                    self._deliver(record, page)
+                except _HandlerFailed:
+                    return i
+            return len(records)
+        handler, tx = self.handler, page.handle  # the common case, without per-record lookups
+        for i, record in enumerate(records):
+            try:
+                handler(Delivery(record, None, tx))
+            except Exception:
+                return i
+        return len(records)
 
     def _apply_one(self, record: RecordedEvent) -> None:
         error: _HandlerFailed | None = None
@@ -308,16 +327,16 @@ class Subscription:
         self.parked_count += 1
 
     def _deliver(self, record: RecordedEvent, page: Page) -> None:
-        if record.event_id in self._skips:
+        if self._skips and record.event_id in self._skips:
             return
         try:
-            for event in self._events(record):
-                self.handler(Delivery(record, event, page.handle))
+            if self.registry is None:
+                self.handler(Delivery(record, None, page.handle))
+            else:
+                for event in self.registry.decode(record):
+                    self.handler(Delivery(record, event, page.handle))
         except Exception as exc:  # the handler's (or decoding's) failure: poison, not a crash
             raise _HandlerFailed(record, exc) from exc
-
-    def _events(self, record: RecordedEvent) -> Iterable[Any]:
-        return self.registry.decode(record) if self.registry is not None else (None,)
 
     # -- parked events ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,7 @@ class SQLiteCheckpoints(Checkpoints):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._closed = False
+        self._busy_timeout_ms = int(busy_timeout_ms)
         with _translated():
             self.db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
@@ -147,7 +149,7 @@ class SQLiteCheckpoints(Checkpoints):
     def page(self, name: str, owner: str, start: int, lease_until: float) -> Iterator[Page]:
         with self._lock, _translated():
             db = self.db
-            db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 row = db.execute(f"{_ROW} WHERE name = ?", (name,)).fetchone()
                 page = Page(name, owner, start, lease_until, handle=db)
@@ -159,6 +161,28 @@ class SQLiteCheckpoints(Checkpoints):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, retried every 0.5-4 ms while another connection writes.
+
+        SQLite's own busy handler backs off to sleeps of 25-100 ms, which is what a live
+        subscription beside a busy store would then wait per page; retrying here keeps its lag
+        to the length of the other writer's transaction."""
+        db = self.db
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline, pause = time.monotonic() + self._busy_timeout_ms / 1000, 0.0005
+            while True:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() > deadline:
+                        raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.004)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     def _commit_page(self, page: Page) -> None:
         db = self.db
