@@ -35,6 +35,7 @@ from .figures import (
     whatif_changes,
     whatif_denials,
 )
+from .following import lag_chart, watch_subscription
 from .frames import (
     benchmark_frame,
     benchmark_scaling_frame,
@@ -114,6 +115,7 @@ __all__ = [
     "global_log_frame",
     "grouped_bars",
     "import_jsonl",
+    "lag_chart",
     "limits_frame",
     "load_cost_chart",
     "measure_load",
@@ -140,6 +142,7 @@ __all__ = [
     "track",
     "view_log",
     "view_stream",
+    "watch_subscription",
     "whatif_changes",
     "whatif_denials",
     "whatif_frame",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..codec import DomainEvent
@@ -106,7 +106,6 @@ class SubscriptionStatus:
     parked: int
     reset_to: int | None
     last_error: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
