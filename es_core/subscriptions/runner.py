@@ -156,15 +156,16 @@ class Subscription:
                     f"subscription {self.name!r} stopped at position {state.position}: {state.last_error}; "
                     "fix the handler and resume it, or skip the event"
                 )
-            self._apply_reset(state.reset_to)
-            self._continuity = VersionContinuity(self.store, after=self.position, on_gap=self.on_gap)
+            self._continuity = None
             goal = self.store.settled_position() if catch_up else None
-            start, handled, pause = self.position, 0, self.poll[0]
+            start = state.reset_to if state.reset_to is not None else self.position
+            handled, pause = 0, self.poll[0]
             while True:
                 try:
                     upto = goal if goal is not None else self.store.settled_position()
                     done = self._drain(upto, progress, start, goal)
                 except SubscriptionPausedError:
+                    self._continuity = None  # records read but not applied are read again later
                     if catch_up:
                         return handled
                     done = 0
@@ -219,29 +220,34 @@ class Subscription:
                 self.on_reset(page.handle, reset_to)
             page.position, page.reset_applied = reset_to, True
         self.position = reset_to
+        self._continuity = None  # a new run of the log: the streams seen so far no longer count
 
     # -- pages -----------------------------------------------------------------------------
 
     def _drain(self, upto: int, progress: Progress | None, start: int, goal: int | None) -> int:
-        """Pages of records after the checkpoint up to ``upto``; how many were handed over."""
-        handled = 0
-        if self.position >= upto:
-            return 0
+        """Pages of records after the checkpoint up to ``upto``; how many were handed over.
+        Reads the subscription's row first: a pause stops it, a pending reset is applied."""
         state = self.checkpoints.get(self.name)
         if state.status == PAUSED:
             raise SubscriptionPausedError(f"subscription {self.name!r} is paused")
+        if state.reset_to is not None:
+            self._apply_reset(state.reset_to)
+        if self._continuity is None:
+            self._continuity = VersionContinuity(self.store, after=self.position, on_gap=self.on_gap)
+        handled = 0
+        if self.position >= upto:
+            return 0
         self._skips = self.checkpoints.skip_ids(self.name)
         while self.position < upto:
             records = self._read_page(upto)
             if not records:
                 break  # positions may be sparse: nothing is left at or below `upto`
-            assert self._continuity is not None
             for record in records:
                 self._continuity.check(record)
             self._apply_page(records)
             handled += len(records)
             if progress is not None and goal is not None:
-                progress(min(self.position, goal) - start, max(0, goal - start))
+                progress(max(0, min(self.position, goal) - start), max(0, goal - start))
         return handled
 
     def _read_page(self, upto: int) -> list[RecordedEvent]:
