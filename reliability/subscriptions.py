@@ -134,10 +134,13 @@ def _kill(process: subprocess.Popen[str]) -> bool:
     return alive
 
 
-def _final_catch_up(db: Path, name: str) -> None:
+def _catch_up_and_compare(result: ScenarioResult, db: Path, name: str) -> None:
+    """After the faults: catch the subscription up (waiting out any lease), then compare its
+    read model with a fold of the log."""
     store, subscription = open_projection(db, name, 200)
     try:
         subscription.catch_up(wait_for_lease=True)
+        result.acknowledged = compare_with_fold(result, store, *_sqlite_model(db))
     finally:
         subscription.checkpoints.close()
         store.close()
@@ -180,10 +183,7 @@ def run_subscription_crash(workdir: Path, *, seed: int, kills: int = 100, max_de
                 result.faults += 1
         finally:
             appended = writer.finish()
-        _final_catch_up(db, "crash")
-        with SQLiteStore(db) as store:
-            effects, totals = _sqlite_model(db)
-            result.acknowledged = compare_with_fold(result, store, effects, totals)
+        _catch_up_and_compare(result, db, "crash")
         result.figures = {"events_appended": appended, "killed_while_running": killed_running}
         result.summary = (f"{result.faults} SIGKILLs of a live projection while a writer appended {appended} events; "
                           "the read model equals a fold of the log (each effect once)")
@@ -215,10 +215,7 @@ def run_subscription_copies(workdir: Path, *, seed: int, rounds: int = 10) -> Sc
                 result.faults += 2
         finally:
             appended = writer.finish()
-        _final_catch_up(db, "copies")
-        with SQLiteStore(db) as store:
-            effects, totals = _sqlite_model(db)
-            result.acknowledged = compare_with_fold(result, store, effects, totals)
+        _catch_up_and_compare(result, db, "copies")
         owners = _owner_runs(db, result)
         result.figures = {"events_appended": appended, "owner_handovers": owners}
         result.summary = (f"{rounds} rounds of two copies started at once ({owners} handovers of the lease); "
