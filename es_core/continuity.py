@@ -96,6 +96,7 @@ class VersionContinuity:
         """Check one delivered record; the hole it reveals, or None."""
         versions, stream, version = self._versions, record.stream_id, record.version
         last = versions.get(stream)
+        gap: StreamGap | None
         if last is not None:
             if version == last + 1:  # the common case, kept short: it runs once per event read
                 versions[stream] = version

@@ -83,7 +83,8 @@ class CassandraCheckpoints(Checkpoints):
 
     def _run(self, cql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with TRANSLATED:
-            return list(self.session.execute(cql.format(ks=self.keyspace), params))
+            rows = list(self.session.execute(cql.format(ks=self.keyspace), params))
+        return rows
 
     def _applied(self, cql: str, params: tuple[Any, ...]) -> bool:
         rows = self._run(cql, params)
