@@ -167,12 +167,18 @@ def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callabl
         from .subscriptions import run_subscription_copies, run_subscription_crash, run_subscription_poison
 
         where = workdir / "subscriptions"
-        return [
+        rows: list[Callable[[], ScenarioResult]] = [
             lambda: run_subscription_crash(where, seed=args.seed, kills=args.kills),
             lambda: run_subscription_copies(where, seed=args.seed, rounds=max(3, args.kills // 10)),
             lambda: run_subscription_poison(where, seed=args.seed, store_kind="sqlite"),
             lambda: run_subscription_poison(where, seed=args.seed, store_kind="memory"),
         ]
+        url, why = cassandra_race_url(args.store_url)
+        if url:
+            rows.append(lambda: run_subscription_poison(where, seed=args.seed, store_kind="cassandra", store_url=url))
+        else:
+            rows.append(lambda: ScenarioResult("subscription-poison", "cassandra", skipped=why))
+        return rows
     if name == "cassandra-failure":
         from .node_failure import run_node_failure
 

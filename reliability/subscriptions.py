@@ -30,11 +30,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from es_core import MemoryStore, NewEvent, SQLiteStore, SubscriptionStoppedError
+from es_core import MemoryStore, NewEvent, RecordedEvent, SQLiteStore, SubscriptionStoppedError, open_store
 from es_core.subscriptions import Delivery, MemoryCheckpoints, SQLiteCheckpoints, Subscription, SubscriptionAdmin
 
 from .report import ScenarioResult, timed
@@ -47,13 +49,13 @@ READY_TIMEOUT = 30.0
 # -- the check shared by every scenario --------------------------------------------------------
 
 
-def compare_with_fold(result: ScenarioResult, store: Any, effects: dict[tuple[str, int], int],
+def compare_with_fold(result: ScenarioResult, records: Iterable[RecordedEvent], effects: dict[tuple[str, int], int],
                       totals: dict[str, int]) -> int:
-    """Compare a read model (effect counts per event, totals per stream) with a fold of the log;
-    returns how many events the log holds."""
+    """Compare a read model (effect counts per event, totals per stream) with a fold of the
+    log's ``records``; returns how many events they are."""
     expected: dict[str, int] = Counter()
     seen: set[tuple[str, int]] = set()
-    for record in store.read_all():
+    for record in records:
         key = (record.stream_id, record.version)
         seen.add(key)
         expected[record.stream_id] += int(record.data.get("amount", 0))
@@ -140,7 +142,7 @@ def _catch_up_and_compare(result: ScenarioResult, db: Path, name: str) -> None:
     store, subscription = open_projection(db, name, 200)
     try:
         subscription.catch_up(wait_for_lease=True)
-        result.acknowledged = compare_with_fold(result, store, *_sqlite_model(db))
+        result.acknowledged = compare_with_fold(result, store.read_all(), *_sqlite_model(db))
     finally:
         subscription.checkpoints.close()
         store.close()
@@ -244,35 +246,80 @@ def _owner_runs(db: Path, result: ScenarioResult) -> int:
 # -- subscription-poison -----------------------------------------------------------------------
 
 
-def run_subscription_poison(workdir: Path, *, seed: int, store_kind: str, events: int = 400,
-                            poison: int = 3) -> ScenarioResult:
+def run_subscription_poison(workdir: Path, *, seed: int, store_kind: str, events: int = 400, poison: int = 3,
+                            store_url: str = "") -> ScenarioResult:
+    """``store_kind`` "memory", "sqlite", or "cassandra" (``store_url`` names the keyspace; the
+    read model is then at least once, made idempotent with ``AppliedPositions``, and a rewound
+    checkpoint redelivers the whole run's log on top of the poison events)."""
     result = ScenarioResult("subscription-poison", store_kind, fault_kind="poison events", ack_kind="effects checked")
     with timed(result):
         rng = random.Random(f"subscription-poison:{seed}")
-        store: Any = MemoryStore() if store_kind == "memory" else SQLiteStore(_fresh(workdir, "poison.db"))
+        run = _PoisonRun(workdir, store_kind, store_url)
         bad = set(rng.sample(range(events // 4, 3 * events // 4), poison))
         for i in range(events):
             data: dict[str, Any] = {"amount": rng.randint(1, 100)}
             if i in bad:
                 data["poison"] = True
-            store.append(f"acct-{rng.randrange(STREAMS)}", [NewEvent(event_type="Credited", data=data)])
+            run.store.append(f"{run.prefix}acct-{rng.randrange(STREAMS)}", [NewEvent(event_type="Credited", data=data)])
         result.faults = poison
-        for policy in ("park", "stop"):
-            _poison_policy(result, store, store_kind, policy, workdir, poison)
-        store.close()
+        try:
+            for policy in ("park", "stop"):
+                _poison_policy(result, run, policy, poison)
+        finally:
+            run.store.close()
+        redelivered = " (and the whole log delivered again)" if store_kind == "cassandra" else ""
         result.summary = (f"{poison} poison events among {events}: parked then retried after the fix, and "
-                          "stopped before then resumed; both read models equal a fold of the log")
+                          f"stopped before then resumed{redelivered}; both read models equal a fold of the log")
     return result
 
 
-class _Model:
-    """The poison scenario's read model, in memory or in SQLite, with a handler that can be broken."""
+class _PoisonRun:
+    """The poison scenario's store: a fresh one, or (Cassandra) a shared keyspace where this run
+    uses streams and subscription names of its own and starts its subscriptions at the head."""
 
-    def __init__(self, store_kind: str, checkpoints: Any) -> None:
-        self.kind, self.checkpoints, self.broken = store_kind, checkpoints, True
+    def __init__(self, workdir: Path, store_kind: str, store_url: str) -> None:
+        self.kind, self.workdir, self.prefix, self.start = store_kind, workdir, "", 0
+        if store_kind == "memory":
+            self.store: Any = MemoryStore()
+        elif store_kind == "sqlite":
+            self.store = SQLiteStore(_fresh(workdir, "poison.db"))
+        else:
+            self.store = open_store(store_url)
+            self.prefix = f"r{uuid.uuid4().hex[:8]}-"
+            self.start = self.store.head_position()
+
+    def records(self) -> list[RecordedEvent]:
+        return [r for r in self.store.read_all(after=self.start) if r.stream_id.startswith(self.prefix)]
+
+    def checkpoints(self, policy: str) -> Any:
+        if self.kind == "memory":
+            return MemoryCheckpoints()
+        if self.kind == "cassandra":
+            from es_core.subscriptions.cassandra import CassandraCheckpoints
+
+            return CassandraCheckpoints(self.store)
+        checkpoints = SQLiteCheckpoints(self.workdir / f"poison-{policy}-model.db")
+        create_model(checkpoints.db)
+        return checkpoints
+
+
+class _Model:
+    """The poison scenario's read model, in memory, SQLite or Cassandra, with a handler that can
+    be broken. On Cassandra the totals are an accumulation guarded by ``AppliedPositions``: a
+    redelivered event must not add its amount twice."""
+
+    def __init__(self, run: _PoisonRun, checkpoints: Any, name: str) -> None:
+        self.run, self.checkpoints, self.name, self.broken = run, checkpoints, name, True
         self.effects: Counter[tuple[str, int]] = Counter()
         self.totals: Counter[str] = Counter()
-        self.write = model_handler("poison") if store_kind == "sqlite" else self._memory
+        self.write = {"sqlite": model_handler("poison"), "memory": self._memory}.get(run.kind, self._cassandra)
+        if run.kind == "cassandra":
+            from es_core.subscriptions.cassandra import AppliedPositions
+
+            self.applied = AppliedPositions(run.store, name)
+            self.table = f"{run.store.keyspace}.rel_subscription_totals"
+            run.store.session.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (sub text, stream_id text,"
+                                      " total int, events set<int>, PRIMARY KEY (sub, stream_id))")
 
     def handle(self, d: Delivery) -> None:
         if self.broken and d.record.data.get("poison"):
@@ -283,21 +330,36 @@ class _Model:
         self.effects[(d.record.stream_id, d.record.version)] += 1
         self.totals[d.record.stream_id] += int(d.record.data["amount"])
 
+    def _cassandra(self, d: Delivery) -> None:
+        stream = d.record.stream_id
+        # keyed per event, not per stream: a parked event is applied after later events of its stream
+        if not stream.startswith(self.run.prefix) or not self.applied.is_new(f"{stream}@{d.position}", d.position):
+            return
+        row = d.tx.execute(f"SELECT total FROM {self.table} WHERE sub = %s AND stream_id = %s",
+                           (self.name, stream)).one()
+        d.tx.execute(f"UPDATE {self.table} SET total = %s, events = events + %s WHERE sub = %s AND stream_id = %s",
+                     ((row[0] if row else 0) + int(d.record.data["amount"]), {d.record.version}, self.name, stream))
+        self.applied.record(f"{stream}@{d.position}", d.position)
+
     def read(self) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
-        if self.kind == "memory":
+        if self.run.kind == "memory":
             return dict(self.effects), dict(self.totals)
-        return _sqlite_model(self.checkpoints.path)
+        if self.run.kind == "sqlite":
+            return _sqlite_model(self.checkpoints.path)
+        rows = self.run.store.session.execute(f"SELECT stream_id, total, events FROM {self.table} WHERE sub = %s",
+                                              (self.name,)).all()
+        return {(s, v): 1 for s, _t, vs in rows for v in vs or ()}, {s: t for s, t, _vs in rows}
 
 
-def _poison_policy(result: ScenarioResult, store: Any, store_kind: str, policy: str, workdir: Path,
-                   poison: int) -> None:
-    checkpoints: Any = MemoryCheckpoints() if store_kind == "memory" else SQLiteCheckpoints(
-        workdir / f"poison-{policy}-model.db")
-    if store_kind == "sqlite":
-        create_model(checkpoints.db)
-    model = _Model(store_kind, checkpoints)
-    subscription = Subscription(store, checkpoints, f"poison-{policy}", model.handle, on_poison=policy,
-                                max_attempts=3, on_reset=reset_model if store_kind == "sqlite" else None)
+def _poison_policy(result: ScenarioResult, run: _PoisonRun, policy: str, poison: int) -> None:
+    checkpoints = run.checkpoints(policy)
+    name = f"{run.prefix}poison-{policy}"
+    model = _Model(run, checkpoints, name)
+    subscription = Subscription(run.store, checkpoints, name, model.handle, on_poison=policy,
+                                max_attempts=3, on_reset=reset_model if run.kind == "sqlite" else None)
+    admin = SubscriptionAdmin(run.store, checkpoints)
+    if run.start:
+        admin.reset(name, run.start)  # this run's events only
     if policy == "park":
         subscription.catch_up()
         parked = checkpoints.parked(subscription.name)
@@ -316,9 +378,12 @@ def _poison_policy(result: ScenarioResult, store: Any, store_kind: str, policy: 
             except SubscriptionStoppedError:
                 stops += 1
                 model.broken = False  # the fix, then the operator resumes
-                SubscriptionAdmin(store, checkpoints).resume(subscription.name)
+                admin.resume(subscription.name)
         if stops != 1:
             result.problem("violation", f"stopped {stops} times, expected once", "stop policy")
+    if run.kind == "cassandra":  # at least once: a checkpoint that went back hands everything over again
+        admin.reset(name, run.start)
+        subscription.catch_up()
     effects, totals = model.read()
-    result.acknowledged += compare_with_fold(result, store, effects, totals)
+    result.acknowledged += compare_with_fold(result, run.records(), effects, totals)
     checkpoints.close()

@@ -191,7 +191,9 @@ class AppliedPositions:
 
     The pattern that makes an at-least-once handler's effect idempotent: ``if
     applied.is_new(key, d.position): <write the effect>; applied.record(key, d.position)``. A
-    redelivered event finds its position recorded and is passed over. One window stays: a crash
+    redelivered event finds its position recorded and is passed over. Key by what the effect
+    changes (a stream, a row) while events arrive in order; key by event (e.g. stream and
+    position) where a parked event may be applied after later ones. One window stays: a crash
     after the effect and before ``record`` applies that one event again on redelivery, so
     effects that must never repeat should be upserts of values (set, not add)."""
 

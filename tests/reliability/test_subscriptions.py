@@ -56,6 +56,16 @@ def test_the_fold_check_catches_damage(tmp_path: Path, damage: str, kind: str) -
     conn.close()
     result = ScenarioResult("subscription-crash", "sqlite")
     with SQLiteStore(db) as store:
-        compare_with_fold(result, store, *_sqlite_model(db))
+        compare_with_fold(result, store.read_all(), *_sqlite_model(db))
     assert getattr(result, kind) == 1, result.problems
     assert result.status == "failed"
+
+
+@pytest.mark.cassandra
+def test_on_cassandra_poison_and_a_full_redelivery_apply_each_effect_once(tmp_path: Path) -> None:
+    from tests.cassandra_node import cassandra_url_or_skip
+
+    url = cassandra_url_or_skip(keyspace="es_reliability_test")
+    result = run_subscription_poison(tmp_path, seed=3, store_kind="cassandra", store_url=url, events=60, poison=1)
+    assert result.status == "ok", result.problems or result.error
+    assert result.acknowledged == 120
