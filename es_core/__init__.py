@@ -2,7 +2,8 @@
 
 An append-only event store with optimistic concurrency and idempotent appends, typed events with
 schema versioning (upcasting), aggregates and a repository with snapshots, state as of a
-version or a time, retention, and projections. Backends: SQLite (the default), memory,
+version or a time, retention, projections, and durable subscriptions that store their
+position with the read model they feed. Backends: SQLite (the default), memory,
 Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
@@ -50,6 +51,19 @@ from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
+from .subscriptions import (
+    Checkpoints,
+    Delivery,
+    MemoryCheckpoints,
+    ParkedEvent,
+    SkippedEvent,
+    SQLiteCheckpoints,
+    Subscription,
+    SubscriptionAdmin,
+    SubscriptionState,
+    SubscriptionStatus,
+    checkpoints_for,
+)
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -59,8 +73,10 @@ __all__ = [
     "NO_SNAPSHOTS",
     "Aggregate",
     "AppendResult",
+    "Checkpoints",
     "ConcurrencyError",
     "Decoded",
+    "Delivery",
     "DomainEvent",
     "DuplicateEventIdError",
     "EventDecodeError",
@@ -78,16 +94,20 @@ __all__ = [
     "InvalidStreamIdError",
     "InvalidSubscriptionError",
     "JsonlArchive",
+    "MemoryCheckpoints",
     "MemoryStore",
     "NewEvent",
+    "ParkedEvent",
     "PayloadTooLargeError",
     "Projection",
     "ProjectionRunner",
     "RecordedEvent",
     "Repository",
     "RepositoryStats",
+    "SQLiteCheckpoints",
     "SQLiteStore",
     "SchemaError",
+    "SkippedEvent",
     "Snapshot",
     "SnapshotError",
     "SnapshotPolicy",
@@ -98,11 +118,15 @@ __all__ = [
     "StreamGap",
     "StreamGapError",
     "StreamNotFoundError",
+    "Subscription",
+    "SubscriptionAdmin",
     "SubscriptionBusyError",
     "SubscriptionConflictError",
     "SubscriptionError",
     "SubscriptionPausedError",
     "SubscriptionRunningError",
+    "SubscriptionState",
+    "SubscriptionStatus",
     "SubscriptionStoppedError",
     "UnhandledEventError",
     "UnknownEventTypeError",
@@ -112,6 +136,7 @@ __all__ = [
     "VersionContinuity",
     "applies",
     "archive_before_snapshot",
+    "checkpoints_for",
     "default_store_url",
     "event_id_from",
     "open_store",

@@ -174,19 +174,22 @@ def test_a_second_copy_cannot_advance_while_the_first_runs(target: Target) -> No
     tag = target.name("t")
     keys = _append(target.store, "ab", tag)
     model = target.new_model(target.name("two"))
-    first, second = target.subscription(model), target.subscription(model)
+    # a lease far longer than the test, so a slow, loaded machine cannot let it run out
+    first, second = target.subscription(model, lease_seconds=600), target.subscription(model)
     thread, stop = first.run_in_thread()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not target.admin.status([model.name])[0].running and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert target.admin.status([model.name])[0].owner == first.owner
         with pytest.raises(SubscriptionBusyError):
             second.catch_up()
         with pytest.raises(SubscriptionRunningError):
             target.admin.reset(model.name, 0)
     finally:
         stop.set()
-        thread.join(timeout=30)
+        thread.join(timeout=120)
+    assert not thread.is_alive()
     second.catch_up()  # the lease is free again
     assert _mine(model, keys) == _once(keys)
 

@@ -26,8 +26,8 @@ def _source(cell: dict) -> str:  # type: ignore[type-arg]
     return "".join(source) if isinstance(source, list) else source
 
 
-def test_the_eight_notebooks_exist() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
+def test_the_nine_notebooks_exist() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 10)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
