@@ -242,11 +242,9 @@ class Subscription:
         # with a limit costs a third more than reading on)
         feed = iter(self.store.read_all(after=self.position, page_size=self.page_size))
         while True:
-            records, more = self._next_page(feed, upto)
+            records, more = self._next_page(feed, upto, self._continuity.check)
             if not records:
                 break  # positions may be sparse: nothing is left at or below `upto`
-            for record in records:
-                self._continuity.check(record)
             self._apply_page(records)
             handled += len(records)
             if progress is not None and goal is not None:
@@ -255,14 +253,18 @@ class Subscription:
                 break
         return handled
 
-    def _next_page(self, feed: Iterator[RecordedEvent], upto: int) -> tuple[list[RecordedEvent], bool]:
-        """Up to ``page_size`` records at or below ``upto``; and whether more may follow."""
+    def _next_page(self, feed: Iterator[RecordedEvent], upto: int,
+                   check: Callable[[RecordedEvent], object]) -> tuple[list[RecordedEvent], bool]:
+        """Up to ``page_size`` records at or below ``upto``, each passed through the continuity
+        ``check`` (which raises on a hole before anything of the page is applied); and whether
+        more may follow."""
         page: list[RecordedEvent] = []
-        size = self.page_size
+        append, size = page.append, self.page_size
         for record in feed:
             if record.position > upto:
                 return page, False
-            page.append(record)
+            check(record)
+            append(record)
             if len(page) == size:
                 return page, True
         return page, False

@@ -1,13 +1,17 @@
-"""The subscription loop's corners: a pause that lands between reading a page and applying it,
-a reset pending while paused, the memory target's partial page, and progress reports."""
+"""The subscription loop's corners: a hole in the feed, a pause that lands between reading a
+page and applying it, a reset pending while paused, the memory target's partial page, and
+progress reports."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
-from es_core import MemoryStore, NewEvent
+import pytest
+
+from es_core import MemoryStore, NewEvent, RecordedEvent, StreamGap, StreamGapError
 from es_core.subscriptions import Delivery, MemoryCheckpoints, Subscription, SubscriptionAdmin
 from es_core.subscriptions.checkpoints import Page
 
@@ -86,3 +90,27 @@ def test_memory_keeps_what_a_page_applied_before_a_handler_failed() -> None:
     assert [p.position for p in checkpoints.parked("m")] == [4]
     assert checkpoints.get("m").position == 6
 
+
+
+class _LossyStore(MemoryStore):
+    """A store whose feed drops position 5, as a buggy feed would."""
+
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+        return (r for r in super()._read_all(after, limit, page_size) if r.position != 5)
+
+
+def test_a_hole_in_the_feed_stops_the_subscription_before_the_page_or_reaches_on_gap() -> None:
+    store = _LossyStore()
+    for stream in "abacabca":  # a3 is at position 5
+        store.append(stream, [NewEvent(event_type="T", data={})])
+    checkpoints, seen = MemoryCheckpoints(), []
+    subscription = Subscription(store, checkpoints, "s", lambda d: seen.append(d.position), page_size=3)
+    with pytest.raises(StreamGapError) as caught:
+        subscription.catch_up()
+    assert caught.value.gap == StreamGap("a", 3, 4, 8)
+    assert seen == [1, 2, 3, 4, 6, 7] and checkpoints.get("s").position == 7  # the page holding a4 was not applied
+
+    gaps: list[StreamGap] = []
+    alarmed = Subscription(store, MemoryCheckpoints(), "s", lambda d: None, on_gap=gaps.append)
+    assert alarmed.catch_up() == 7
+    assert gaps == [StreamGap("a", 3, 4, 8)]
