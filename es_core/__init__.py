@@ -8,7 +8,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
-from .codec import Decoded, DomainEvent, EventRegistry
+from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .continuity import StreamGap, VersionContinuity
 from .errors import (
     ConcurrencyError,
@@ -28,6 +28,7 @@ from .errors import (
     SnapshotError,
     StoreCorruptionError,
     StoreError,
+    StoreLayoutError,
     StoreTimeoutError,
     StoreUnavailableError,
     StreamGapError,
@@ -113,6 +114,7 @@ __all__ = [
     "SnapshotPolicy",
     "StoreCorruptionError",
     "StoreError",
+    "StoreLayoutError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamGap",
@@ -132,6 +134,7 @@ __all__ = [
     "UnknownEventTypeError",
     "UnknownSubscriptionError",
     "UnsupportedSchemaVersionError",
+    "UpcastStep",
     "UpcasterChainError",
     "VersionContinuity",
     "applies",

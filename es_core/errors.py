@@ -33,7 +33,8 @@
     └── StoreError                        the backend failed (translated driver errors)
         ├── StoreUnavailableError         retryable: no replica, connection refused, database locked
         │   └── StoreTimeoutError         retryable: the backend timed out; the write may or may not have landed
-        └── StoreCorruptionError          the backend's data is damaged
+        ├── StoreCorruptionError          the backend's data is damaged
+        └── StoreLayoutError              the backend's tables are an older layout: upgrade them first
 
 Driver errors are translated into ``StoreError`` subclasses at one boundary per backend
 (``raise ... from exc``), so callers never catch ``sqlite3`` or driver exceptions.
@@ -223,6 +224,11 @@ class StoreTimeoutError(StoreUnavailableError):
 
 class StoreCorruptionError(StoreError):
     """The backend reports damaged data."""
+
+
+class StoreLayoutError(StoreError):
+    """The backend's tables were written by an earlier version in a layout this one cannot use;
+    the message names the upgrade to run."""
 
 
 def _describe(expected: object) -> str:

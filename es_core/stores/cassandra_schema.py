@@ -55,37 +55,50 @@ CREATE TABLE IF NOT EXISTS {ks}.snapshots (
     taken_at             bigint,    -- microseconds since the Unix epoch, UTC
     PRIMARY KEY (stream_id, version)
 ) WITH CLUSTERING ORDER BY (version DESC)""",
-    # The global feed's index: "this partition may receive events with positions in this
-    # slot, from this version on", written before a handle's first append there in the slot.
-    "feed_partitions": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_partitions (
+    # The global feed (``cassandra_feed``). An announcement: "this partition may receive events
+    # with positions in this slot, from this version on", written before a handle's first append
+    # there in the slot, in the partition of the stream's shard.
+    "feed_announcements": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_announcements (
+    shard         int,              -- crc32(stream_id) % feed_shards
     slot          bigint,           -- position >> 32: about one second of positions
     stream_id     text,
     bucket        bigint,
     first_version bigint,
-    PRIMARY KEY ((slot), stream_id, bucket, first_version)
+    PRIMARY KEY ((shard, slot), stream_id, bucket, first_version)
 )""",
-    # Which slots have announcements, so readers skip empty seconds (an era is ~9.5 hours).
-    "feed_slots": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_slots (
-    era  bigint,                    -- slot >> 15
-    slot bigint,
-    PRIMARY KEY ((era), slot)
+    # Which slots of a shard have announcements, so readers skip empty seconds (an era is ~9.5 hours).
+    "feed_shard_slots": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_shard_slots (
+    shard int,
+    era   bigint,                   -- slot >> 15
+    slot  bigint,
+    PRIMARY KEY ((shard, era), slot)
 ) WITH CLUSTERING ORDER BY (slot ASC)""",
-    "feed_eras": """
-CREATE TABLE IF NOT EXISTS {ks}.feed_eras (
-    shard int,                      -- always 0: one small partition, a row per ~9.5 hours
+    "feed_shard_eras": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_shard_eras (
+    shard int,
     era   bigint,
     PRIMARY KEY ((shard), era)
 ) WITH CLUSTERING ORDER BY (era ASC)""",
-    # Each open store handle claims a 12-bit writer number (with a TTL it renews), which makes
-    # the positions it hands out unique.
+    # Readers close slots: a shard's highest row is the last slot no writer may announce into
+    # any more (each marker write also deletes the rows below it).
+    "feed_closed": """
+CREATE TABLE IF NOT EXISTS {ks}.feed_closed (
+    shard int,
+    upto  bigint,                   -- every slot <= upto is closed in this shard
+    PRIMARY KEY ((shard), upto)
+) WITH CLUSTERING ORDER BY (upto DESC)""",
+    # Each store handle that appends holds a 12-bit writer number, which makes its positions
+    # unique: it hands out only positions above the previous holder's reservation and up to its own.
     "feed_writers": """
 CREATE TABLE IF NOT EXISTS {ks}.feed_writers (
-    writer int PRIMARY KEY,
-    owner  uuid
+    writer   int PRIMARY KEY,
+    owner    uuid,                  -- null once released
+    reserved bigint                 -- the holder's positions stay at or below this time (µs, cluster clock)
 )""",
-    # bucket_width (fixed when the keyspace is created) and the settled-position hint.
+    # bucket_width and feed_shards (fixed when the keyspace is created), the feed layout and the
+    # settled-position hint.
     "store_settings": """
 CREATE TABLE IF NOT EXISTS {ks}.store_settings (
     name  text PRIMARY KEY,

@@ -17,6 +17,7 @@ pytest.importorskip("cassandra", reason="the Cassandra driver is an optional ext
 
 from es_core import NewEvent, Snapshot, open_store
 from es_core.stores.cassandra import CassandraStore
+from es_core.stores.cassandra_feed import shard_of
 from tests.cassandra_node import cassandra_url_or_skip, node_address
 
 pytestmark = pytest.mark.cassandra
@@ -57,8 +58,10 @@ def test_cqlsh_reads_a_stream_its_heads_its_snapshots_and_the_feed_index(layout:
     )
     assert '{"devices":3}' in snapshots
     position = layout.read_stream(s)[-1].position
-    slot = position >> 32
-    announced = cqlsh(f"SELECT stream_id, bucket, first_version FROM {ks}.feed_partitions WHERE slot = {slot};")
+    slot, shard = position >> 32, shard_of(s, layout.feed_shards)
+    announced = cqlsh(
+        f"SELECT stream_id, bucket, first_version FROM {ks}.feed_announcements WHERE shard = {shard} AND slot = {slot};"
+    )
     assert s in announced
     described = cqlsh(f"DESCRIBE TABLE {ks}.events;")
     assert "PRIMARY KEY ((stream_id, bucket), version)" in described and "head bigint static" in described

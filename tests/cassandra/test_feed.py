@@ -10,16 +10,17 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 pytest.importorskip("cassandra", reason="the Cassandra driver is an optional extra")
 
-import es_core.stores.cassandra_feed as feed_module
+import es_core.stores.cassandra_feed_reader as reader_module
 from es_core import ConcurrencyError, EventStore, NewEvent, open_store
 from es_core.stores.cassandra import CassandraStore
-from es_core.stores.cassandra_feed import now_us, position_us
+from es_core.stores.cassandra_feed import position_us, slot_end, slot_of
 
 pytestmark = pytest.mark.cassandra
 Sid = Callable[..., str]
@@ -118,27 +119,28 @@ def test_a_writer_paused_past_a_settled_position_is_fenced_and_lands_once_later(
     feed_store: CassandraStore, feed_url: str, sid: Sid
 ) -> None:
     s = sid("paused")
-    feed_store.append(s, [NewEvent(event_type="Tick", data={"n": 1})])
     reader = open_store(feed_url)
     other = open_store(feed_url)
     assert isinstance(reader, CassandraStore)
     projection = Projection(reader, s)
-    feed = feed_store._feed
-    real_announce = feed.announce
+    feed_store.append(s, [NewEvent(event_type="Tick", data={"n": 1})])
+    feed = feed_store._feed_writer
+    real_place = feed.place
     paused: list[list[int]] = []
 
-    def announce_then_pause(stream_id: str, bucket: int, positions: list[int], first_version: int) -> None:
-        real_announce(stream_id, bucket, positions, first_version)
+    def place_then_pause(stream_id: str, bucket: int, count: int, first_version: int) -> list[int]:
+        positions = real_place(stream_id, bucket, count, first_version)
         if not paused:  # the writer stalls after announcing; meanwhile the feed moves on and settles
             paused.append(positions)
             other.append(sid("elsewhere"), [NewEvent(event_type="Tick", data={})])
             projection.catch_up(wait=True)
+        return positions
 
-    feed.announce = announce_then_pause  # type: ignore[method-assign]
+    feed.place = place_then_pause  # type: ignore[method-assign]
     try:
         result = feed_store.append(s, [NewEvent(event_type="Tick", data={"n": 2})], 1)
     finally:
-        del feed.announce
+        del feed.place
     try:
         settled_while_paused = projection.position
         assert paused and paused[0][0] <= settled_while_paused, "the reader did not settle past the pause"
@@ -155,8 +157,7 @@ def test_an_append_announced_but_never_sent_holds_nothing_back(
     feed_store: CassandraStore, feed_url: str, sid: Sid
 ) -> None:
     s = sid("crashed")
-    positions = feed_store._feed.allocate(1)
-    feed_store._feed.announce(s, 0, positions, 1)  # ... and the writer dies before its conditional write
+    feed_store._feed_writer.place(s, 0, 1, 1)  # ... and the writer dies before its conditional write
     later = feed_store.append(sid("after"), [NewEvent(event_type="Tick", data={})])
     with open_store(feed_url) as reader:
         settled = reader.settled_position()
@@ -172,28 +173,33 @@ def test_a_partition_that_cannot_be_fenced_holds_the_feed_and_is_reported(
 ) -> None:
     poisoned, healthy = sid("poisoned"), sid("healthy")
     first = feed_store.append(poisoned, [NewEvent(event_type="Tick", data={})])
-    feed_store.append(healthy, [NewEvent(event_type="Tick", data={})])
-    real = feed_module.execute_concurrent
+    fine = feed_store.append(healthy, [NewEvent(event_type="Tick", data={})])
+    real = reader_module.execute_concurrent
+    fence_of = feed_store.session.prepare("SELECT fence FROM events WHERE stream_id = ? AND bucket = 0 LIMIT 1")
 
     def failing_for_poisoned(session: Any, calls: list[Any], **kwargs: Any) -> list[Any]:
         results = real(session, calls, **kwargs)
         return [
-            (False, feed_module.StoreUnavailableError("replicas down"))
+            (False, RuntimeError("replicas down"))
             if any(v == poisoned for v in params) and "fence" in str(statement) else outcome
             for (statement, params), outcome in zip(calls, results, strict=True)
         ]  # fmt: skip
 
     with open_store(feed_url) as reader:
         assert isinstance(reader, CassandraStore)
-        monkeypatch.setattr(feed_module, "execute_concurrent", failing_for_poisoned)
+        monkeypatch.setattr(reader_module, "execute_concurrent", failing_for_poisoned)
         held = reader.settled_position()
         assert first.last_position is not None and held < first.last_position
         holes = reader.feed_status().holes
         assert [h.stream_id for h in holes] == [poisoned] and "replicas down" in holes[0].error
         assert all(r.stream_id != poisoned for r in reader.read_all(after=held - 1) if r.position <= held)
-        monkeypatch.setattr(feed_module, "execute_concurrent", real)
+        healthy_fence = feed_store.session.execute(fence_of, (healthy,)).one()[0]
+        assert fine.last_position is not None and healthy_fence == slot_end(slot_of(fine.last_position))
+        monkeypatch.setattr(reader_module, "execute_concurrent", real)
         assert reader.settled_position() >= first.last_position
         assert reader.feed_status().holes == []
+        # the partition fenced before the hole was not fenced again: its fence covers its slot
+        assert feed_store.session.execute(fence_of, (healthy,)).one()[0] == healthy_fence
 
 
 def test_a_lagging_clock_cannot_put_a_streams_positions_out_of_order(
@@ -201,9 +207,7 @@ def test_a_lagging_clock_cannot_put_a_streams_positions_out_of_order(
 ) -> None:
     s = sid("skew")
     ahead = feed_store.append(s, [NewEvent(event_type="Tick", data={"n": 1})])
-    with open_store(feed_url) as behind:
-        assert isinstance(behind, CassandraStore)
-        behind._feed._now = lambda: now_us() - 3_000_000  # this machine's clock is 3 s slow
+    with open_store(feed_url, clock=lambda: datetime.now(UTC) - timedelta(seconds=3)) as behind:
         late = behind.append(s, [NewEvent(event_type="Tick", data={"n": 2})], 1)
     assert ahead.last_position is not None and late.last_position is not None
     assert late.last_position > ahead.last_position
@@ -222,4 +226,4 @@ def test_settled_waits_for_the_newest_event_and_never_passes_the_head(feed_store
     assert waited < (feed_store.feed_lease_ms + feed_store.clock_skew_ms) / 1000 + 2
     status = feed_store.feed_status()
     assert status.settled == settled and status.lag_seconds == 0.0 and status.holes == []
-    assert abs(position_us(result.last_position) - now_us()) < 60_000_000
+    assert abs(position_us(result.last_position) - time.time_ns() // 1000) < 60_000_000

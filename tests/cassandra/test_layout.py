@@ -183,8 +183,8 @@ def test_a_store_that_may_not_create_its_keyspace_says_so(layout: CassandraStore
 def test_the_schema_is_the_cql_in_the_docs(layout: CassandraStore) -> None:
     cql = layout.schema()
     assert list(cql) == [
-        "keyspace", "events", "snapshots", "feed_partitions", "feed_slots", "feed_eras", "feed_writers",
-        "store_settings", "events_by_event_id",
+        "keyspace", "events", "snapshots", "feed_announcements", "feed_shard_slots", "feed_shard_eras",
+        "feed_closed", "feed_writers", "store_settings", "events_by_event_id",
     ]  # fmt: skip
     assert "PRIMARY KEY ((stream_id, bucket), version)" in cql["events"]
     assert "CLUSTERING ORDER BY (version DESC)" in cql["snapshots"]
