@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from es_core import (
@@ -18,6 +16,8 @@ from es_core import (
     StreamGapError,
     VersionContinuity,
 )
+
+from .lossy_store import LossyStore
 
 
 def _event(n: int = 0) -> NewEvent:
@@ -116,15 +116,6 @@ def test_bad_arguments_are_refused(store: MemoryStore) -> None:
         VersionContinuity(store, after=0, on_gap="alarm")  # type: ignore[arg-type]
 
 
-class _LossyStore(MemoryStore):
-    """A store whose feed drops one position, as a buggy feed would."""
-
-    lost = 5
-
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
-        return (r for r in super()._read_all(after, limit, page_size) if r.position != self.lost)
-
-
 class _Count:
     name = "count"
 
@@ -139,7 +130,7 @@ class _Count:
 
 
 def test_the_projection_runner_reports_a_hole_in_the_feed() -> None:
-    store, registry = _LossyStore(), EventRegistry(tolerant=True)
+    store, registry = LossyStore(), EventRegistry(tolerant=True)
     for stream in "abacabca":
         store.append(stream, [_event()])
     with pytest.raises(StreamGapError):

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 import pytest
 
-from es_core import MemoryStore, NewEvent, RecordedEvent, StreamGap, StreamGapError
+from es_core import MemoryStore, NewEvent, StreamGap, StreamGapError
 from es_core.subscriptions import Delivery, MemoryCheckpoints, Subscription, SubscriptionAdmin
 from es_core.subscriptions.checkpoints import Page
+
+from .lossy_store import LossyStore
 
 
 class _PausesOnce(MemoryCheckpoints):
@@ -92,15 +93,8 @@ def test_memory_keeps_what_a_page_applied_before_a_handler_failed() -> None:
 
 
 
-class _LossyStore(MemoryStore):
-    """A store whose feed drops position 5, as a buggy feed would."""
-
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
-        return (r for r in super()._read_all(after, limit, page_size) if r.position != 5)
-
-
 def test_a_hole_in_the_feed_stops_the_subscription_before_the_page_or_reaches_on_gap() -> None:
-    store = _LossyStore()
+    store = LossyStore()
     for stream in "abacabca":  # a3 is at position 5
         store.append(stream, [NewEvent(event_type="T", data={})])
     checkpoints, seen = MemoryCheckpoints(), []
