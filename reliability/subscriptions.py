@@ -61,7 +61,7 @@ def compare_with_fold(result: ScenarioResult, records: Iterable[RecordedEvent], 
         expected[record.stream_id] += int(record.data.get("amount", 0))
         applied = effects.get(key, 0)
         if applied == 0:
-            result.problem("lost", f"{key[0]} v{key[1]} (position {record.position}) has no effect", "skipped event")
+            result.problem("skipped", f"{key[0]} v{key[1]} (position {record.position}) has no effect", "skipped event")
         elif applied > 1:
             result.problem("duplicate", f"{key[0]} v{key[1]} applied {applied} times", "repeated effect")
     for key in effects.keys() - seen:

@@ -42,7 +42,7 @@ def test_poison_events_are_parked_or_stop_and_are_applied_after_the_fix(tmp_path
 @pytest.mark.parametrize(
     ("damage", "kind"),
     [
-        ("DELETE FROM rel_effects WHERE rowid = (SELECT MIN(rowid) FROM rel_effects)", "lost"),
+        ("DELETE FROM rel_effects WHERE rowid = (SELECT MIN(rowid) FROM rel_effects)", "unseen"),
         ("UPDATE rel_effects SET n = 2 WHERE rowid = (SELECT MIN(rowid) FROM rel_effects)", "duplicates"),
         ("INSERT INTO rel_effects VALUES ('acct-99', 1, 999999, 1, 'x')", "violations"),
         ("UPDATE rel_totals SET total = total + 1 WHERE rowid = (SELECT MIN(rowid) FROM rel_totals)", "violations"),
