@@ -45,7 +45,18 @@ from .errors import (
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
-from .events import AppendResult, Expect, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, event_id_from
+from .events import (
+    AppendResult,
+    Expect,
+    ExpectedVersion,
+    NewEvent,
+    PayloadRow,
+    PreparedEvent,
+    RecordedEvent,
+    Snapshot,
+    StoredEvent,
+)
+from .ids import event_id_from
 from .limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LENGTH
 from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
@@ -99,7 +110,9 @@ __all__ = [
     "MemoryStore",
     "NewEvent",
     "ParkedEvent",
+    "PayloadRow",
     "PayloadTooLargeError",
+    "PreparedEvent",
     "Projection",
     "ProjectionRunner",
     "RecordedEvent",
@@ -117,6 +130,7 @@ __all__ = [
     "StoreLayoutError",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "StoredEvent",
     "StreamGap",
     "StreamGapError",
     "StreamNotFoundError",
