@@ -63,7 +63,7 @@ bench: setup  ## benchmarks on the embedded default, JSON on stdout
 scaling: setup
 	$(PY) -m benchmarks scaling --json
 
-reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios (+ the cluster ones with ES_RELIABILITY_CLUSTER=1); prints a table
+reliability: setup  ## crash, race, idempotency, bad-input, fallback and subscription scenarios (+ the cluster ones with ES_RELIABILITY_CLUSTER=1); prints a table
 	$(PY) -m reliability run --size $(RELIABILITY_SIZE)
 
 simulate: setup  ## a year of simulated member activity into the default store

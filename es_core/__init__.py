@@ -2,12 +2,14 @@
 
 An append-only event store with optimistic concurrency and idempotent appends, typed events with
 schema versioning (upcasting), aggregates and a repository with snapshots, state as of a
-version or a time, retention, and projections. Backends: SQLite (the default), memory,
+version or a time, retention, projections, and durable subscriptions that store their
+position with the read model they feed. Backends: SQLite (the default), memory,
 Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
 from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
+from .continuity import StreamGap, VersionContinuity
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -17,8 +19,10 @@ from .errors import (
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidInputError,
+    InvalidPositionError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
+    InvalidSubscriptionError,
     PayloadTooLargeError,
     SchemaError,
     SnapshotError,
@@ -29,9 +33,17 @@ from .errors import (
     StoreOutcomeUnknownError,
     StoreTimeoutError,
     StoreUnavailableError,
+    StreamGapError,
     StreamNotFoundError,
+    SubscriptionBusyError,
+    SubscriptionConflictError,
+    SubscriptionError,
+    SubscriptionPausedError,
+    SubscriptionRunningError,
+    SubscriptionStoppedError,
     UnhandledEventError,
     UnknownEventTypeError,
+    UnknownSubscriptionError,
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
@@ -53,6 +65,19 @@ from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
+from .subscriptions import (
+    Checkpoints,
+    Delivery,
+    MemoryCheckpoints,
+    ParkedEvent,
+    SkippedEvent,
+    SQLiteCheckpoints,
+    Subscription,
+    SubscriptionAdmin,
+    SubscriptionState,
+    SubscriptionStatus,
+    checkpoints_for,
+)
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -62,8 +87,10 @@ __all__ = [
     "NO_SNAPSHOTS",
     "Aggregate",
     "AppendResult",
+    "Checkpoints",
     "ConcurrencyError",
     "Decoded",
+    "Delivery",
     "DomainEvent",
     "DuplicateEventIdError",
     "EventDecodeError",
@@ -76,11 +103,15 @@ __all__ = [
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidInputError",
+    "InvalidPositionError",
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
+    "InvalidSubscriptionError",
     "JsonlArchive",
+    "MemoryCheckpoints",
     "MemoryStore",
     "NewEvent",
+    "ParkedEvent",
     "PayloadRow",
     "PayloadTooLargeError",
     "PreparedEvent",
@@ -89,8 +120,10 @@ __all__ = [
     "RecordedEvent",
     "Repository",
     "RepositoryStats",
+    "SQLiteCheckpoints",
     "SQLiteStore",
     "SchemaError",
+    "SkippedEvent",
     "Snapshot",
     "SnapshotError",
     "SnapshotPolicy",
@@ -102,14 +135,29 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
+    "StreamGap",
+    "StreamGapError",
     "StreamNotFoundError",
+    "Subscription",
+    "SubscriptionAdmin",
+    "SubscriptionBusyError",
+    "SubscriptionConflictError",
+    "SubscriptionError",
+    "SubscriptionPausedError",
+    "SubscriptionRunningError",
+    "SubscriptionState",
+    "SubscriptionStatus",
+    "SubscriptionStoppedError",
     "UnhandledEventError",
     "UnknownEventTypeError",
+    "UnknownSubscriptionError",
     "UnsupportedSchemaVersionError",
     "UpcastStep",
     "UpcasterChainError",
+    "VersionContinuity",
     "applies",
     "archive_before_snapshot",
+    "checkpoints_for",
     "default_store_url",
     "event_id_from",
     "open_store",

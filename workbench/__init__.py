@@ -49,6 +49,7 @@ from .figures import (
     whatif_changes,
     whatif_denials,
 )
+from .following import lag_chart, watch_subscription
 from .frames import (
     benchmark_frame,
     benchmark_scaling_frame,
@@ -138,6 +139,7 @@ __all__ = [
     "global_log_frame",
     "grouped_bars",
     "import_jsonl",
+    "lag_chart",
     "licenses_frame",
     "limits_frame",
     "load_cost_chart",
@@ -178,6 +180,7 @@ __all__ = [
     "versions",
     "view_log",
     "view_stream",
+    "watch_subscription",
     "whatif_changes",
     "whatif_denials",
     "whatif_frame",
