@@ -4,15 +4,19 @@ A member downloads titles to devices; each download is a licence, validated agai
 and plan rules that live in data (``data/rules/*.toml``), with the member's past downloads
 taken into account. One stream per member is the consistency boundary; *License* and
 *Downloaded* are entities inside it. Commands go through ``DownloadService`` (load, check the
-rules, record, save; idempotent by request id); denials are events. Read models, a seeded
-simulator, what-if replays under other rules, and explanations are built on the same log.
+rules at the service's clock, record, save; idempotent by request id) and come back as an
+``Outcome`` holding one ``Answer``; denials are events, and every decision names the rule set
+that judged it. Read models, a seeded simulator, what-if replays under other rules, time travel
+in two times, and explanations are built on the same log.
 Device names are personal data: ``personal_data()`` names them for ``EventStore.protect``, and
 ``DownloadService.forget_member`` forgets a member.
 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
 """
 
+from .answers import Answer, Outcome
 from .catalogue import DEFAULT_CATALOGUE_PATH, Catalogue, Studio, Title, load_catalogue
+from .census import DecisionCensus, RuleSetDecisions, decision_census
 from .commands import (
     AcquireLicense,
     CancelMembership,
@@ -30,13 +34,16 @@ from .commands import (
 )
 from .downloaded import Downloaded, DownloadedState
 from .errors import (
+    ClockSkewError,
     CommandRefusedError,
     DownloadsError,
     InvalidCommandError,
+    LateRequestError,
     LicenseNotHeldError,
     MemberForgottenError,
     NotSubscribedError,
     RequestForgottenError,
+    RequestReusedError,
     RuleFileError,
     UnknownDeviceError,
 )
@@ -68,8 +75,9 @@ from .projections import (
     DownloadsPerTitleDay,
     ReadModels,
 )
+from .requests import REQUEST_MEMORY
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
-from .service import DownloadService, Outcome
+from .service import DownloadService
 from .simulator import SimulationReport, simulate
 from .whatif import Change, WhatIfReport, recorded_requests, whatif
 
@@ -77,15 +85,19 @@ __all__ = [
     "DEFAULT_CATALOGUE_PATH",
     "DEFAULT_RULES_PATH",
     "EVENT_TYPES",
+    "REQUEST_MEMORY",
     "RULE_IDS",
     "AcquireLicense",
     "ActiveLicenses",
+    "Answer",
     "CancelMembership",
     "Catalogue",
     "Change",
     "ChangePlan",
+    "ClockSkewError",
     "Command",
     "CommandRefusedError",
+    "DecisionCensus",
     "DenialExplanation",
     "DenialsByRule",
     "DeviceNames",
@@ -101,6 +113,7 @@ __all__ = [
     "ExpireTitleLicenses",
     "ForgetMember",
     "InvalidCommandError",
+    "LateRequestError",
     "License",
     "LicenseAcquired",
     "LicenseExpired",
@@ -125,8 +138,10 @@ __all__ = [
     "RemoveDevice",
     "RenewLicense",
     "RequestForgottenError",
+    "RequestReusedError",
     "RuleFileError",
     "RuleSet",
+    "RuleSetDecisions",
     "SimulationReport",
     "Studio",
     "Subscribe",
@@ -135,6 +150,7 @@ __all__ = [
     "UnknownDeviceError",
     "WhatIfReport",
     "command_from_payload",
+    "decision_census",
     "explain_denial",
     "license_id_for",
     "load_catalogue",

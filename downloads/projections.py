@@ -2,6 +2,10 @@
 ``rows()`` (plain dicts) that the notebook layer turns into a DataFrame. The domain itself never
 imports pandas.
 
+``ReadModels`` feeds the five through one durable subscription (``es_core.subscriptions``) with
+checkpoints in memory: the models and their position change under one lock, so a reader that
+holds ``ReadModels.lock`` sees models and position that belong together.
+
 A ``MemberForgotten`` event drops the member's rows from every read model that keeps rows per
 member, and ``DeviceNames`` (the one holding personal data) refuses rows of a forgotten member
 from then on, even from events that a stale writer sealed with a key it still had cached.
@@ -14,8 +18,9 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from es_core import Decoded, EventRegistry, EventStore, ProjectionRunner
+from es_core import Decoded, EventRegistry, EventStore, InvalidPositionError
 from es_core.projections import Progress
+from es_core.subscriptions import Delivery, MemoryCheckpoints, Subscription, SubscriptionAdmin, SubscriptionStatus
 
 from .events import (
     DeviceRegistered,
@@ -34,7 +39,7 @@ from .member import MemberAccount
 _PREFIX = MemberAccount.aggregate_type + "-"
 
 
-def member_of(item: Decoded) -> str | None:
+def member_of(item: Decoded | Delivery) -> str | None:
     """The member a record belongs to (None for streams that are not members)."""
     stream = item.record.stream_id
     return stream[len(_PREFIX):] if stream.startswith(_PREFIX) else None
@@ -57,7 +62,7 @@ class ActiveLicenses:
         self._licenses: dict[str, dict[str, Any]] = {}
         self._holders: dict[str, Counter[str]] = {}
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             member = member_of(item) or ""
@@ -107,7 +112,7 @@ class DownloadsPerTitleDay:
         self._counts: dict[tuple[date, str], list[int]] = {}
         self._studio: dict[str, str] = {}
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             self._studio[e.title_id] = e.studio_id
@@ -136,7 +141,7 @@ class DenialsByRule:
     def reset(self) -> None:
         self._counts: Counter[tuple[date, str, str]] = Counter()
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, DownloadDenied):
             self._counts[(_day(e.at), e.rule, e.action)] += 1
@@ -166,7 +171,7 @@ class DevicesPerMember:
         self._devices: dict[str, dict[str, int]] = {}  # member -> device -> licences held
         self._license_device: dict[str, tuple[str, str]] = {}
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         member = member_of(item)
         if member is None:
@@ -230,15 +235,28 @@ class DeviceNames:
 
 
 class ReadModels:
-    """The read models, fed by one ``ProjectionRunner`` over a store's global log."""
+    """The five read models, fed by one subscription over a store's global log.
 
-    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+    ``catch_up()`` handles every event up to the store's settled position (from where the last
+    call stopped); ``rebuild()`` resets the five and replays from zero; ``status()`` gives the
+    position, the store's head and the lag. A hole in the feed raises ``StreamGapError``."""
+
+    NAME = "downloads.read_models"
+
+    def __init__(self, store: EventStore, registry: EventRegistry | None = None, *, page_size: int = 1000) -> None:
         self.active_licenses = ActiveLicenses()
         self.downloads_per_title_day = DownloadsPerTitleDay()
         self.denials_by_rule = DenialsByRule()
         self.devices_per_member = DevicesPerMember()
         self.device_names = DeviceNames()
-        self.runner = ProjectionRunner(store, registry or new_registry(), *self.all())
+        self.store = store
+        self.checkpoints = MemoryCheckpoints()
+        self.lock = self.checkpoints.lock
+        self._handlers = [p.handle for p in self.all()]
+        self.subscription = Subscription(
+            store, self.checkpoints, self.NAME, self._handle, registry=registry or new_registry(),
+            on_reset=self._reset, page_size=page_size, on_poison="stop", max_attempts=1,
+        )
 
     def all(self) -> Iterable[Any]:
         return (
@@ -246,8 +264,27 @@ class ReadModels:
             self.device_names,
         )
 
+    def _handle(self, item: Delivery) -> None:
+        for handle in self._handlers:
+            handle(item)  # a Delivery carries .record and .event, as Decoded does
+
+    def _reset(self, _tx: object, position: int) -> None:
+        if position != 0:
+            raise InvalidPositionError("the domain read models rebuild from zero only")
+        for projection in self.all():
+            projection.reset()
+
+    @property
+    def position(self) -> int:
+        return self.subscription.position
+
     def catch_up(self, *, progress: Progress | None = None) -> int:
-        return self.runner.run(progress=progress)
+        """Handle the events after the last position handled, up to the settled position."""
+        return self.subscription.catch_up(progress=progress)
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
-        return self.runner.rebuild(progress=progress)
+        """Reset the five models and replay the whole log."""
+        return self.subscription.rebuild(progress=progress)
+
+    def status(self) -> SubscriptionStatus:
+        return SubscriptionAdmin(self.store, self.checkpoints).status([self.NAME])[0]

@@ -5,6 +5,11 @@ request history. ``whatif`` reads the global log, rebuilds the requests in the o
 handled (one per request id: retries wrote nothing), replays them through a fresh service
 with the other rules into a scratch store, and compares each request's outcome.
 
+The replay runs on the recorded service clock: each request is decided at the service time it
+was first decided at (its decision's ``decided_at``, else when it was recorded), and its own
+``at`` is checked against that, as it was then. Every decision names the rule set that judged it,
+so the report says what the history was recorded under and what it was replayed under.
+
 What it cannot know: how members would have *reacted* to a different outcome. The requests
 are replayed as recorded, so a download granted only under the new rules is never deleted
 (nobody asked to), and a request about a licence that no longer exists is "not applicable".
@@ -26,7 +31,7 @@ from es_core import EventStore, open_store
 from .catalogue import Catalogue, load_catalogue
 from .commands import Command, command_from_payload
 from .errors import DownloadsError
-from .events import DownloadDenied, LicenseAcquired, LicenseRenewed, new_registry
+from .events import DECISIONS, DownloadDenied, LicenseAcquired, LicenseRenewed, new_registry, rules_label
 from .rules import RuleSet
 from .service import DownloadService
 
@@ -39,6 +44,8 @@ class RecordedRequest:
     command: Command
     status: str  # granted | denied (downloads and renewals); granted for any other recorded command
     rule: str | None = None
+    decided_at: datetime | None = None  # the service time it was decided at
+    rules: str = ""  # the rule set that judged it, "name@digest" ("" when no event names one)
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,7 +61,13 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WhatIfReport(msgspec.Struct, kw_only=True):
+    """``rules``: the rule set replayed under, ``rules_label`` its "name@digest";
+    ``recorded_under``: the rule sets that judged the recorded decisions ("name@digest", or
+    "unknown" for decisions recorded before decisions named their rules), with counts."""
+
     rules: str
+    rules_label: str = ""
+    recorded_under: dict[str, int] = {}
     requests: int = 0
     download_requests: int = 0
     granted_before: int = 0
@@ -72,7 +85,8 @@ class WhatIfReport(msgspec.Struct, kw_only=True):
     wall_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
@@ -81,7 +95,7 @@ def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
     registry = new_registry()
     key: tuple[str, str] | None = None
     payload: Any = None
-    status, rule = GRANTED, None
+    status, rule, decided_at, rules = GRANTED, None, None, ""
     for record in store.read_all():
         request_id = record.metadata.get("request_id")
         command = record.metadata.get("command")
@@ -89,15 +103,19 @@ def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
             continue
         if (record.stream_id, request_id) != key:
             if key is not None:
-                yield RecordedRequest(command_from_payload(payload), status, rule)
+                yield RecordedRequest(command_from_payload(payload), status, rule, decided_at, rules)
             key, payload, status, rule = (record.stream_id, request_id), command, GRANTED, None
+            decided_at, rules = record.recorded_at, ""
         for event in registry.decode(record):
-            if isinstance(event, DownloadDenied) and event.request_id == request_id:
+            if not isinstance(event, DECISIONS) or event.request_id != request_id:
+                continue
+            decided_at, rules = event.decided_at, rules_label(event)
+            if isinstance(event, DownloadDenied):
                 status, rule = DENIED, event.rule
-            elif isinstance(event, LicenseAcquired | LicenseRenewed) and event.request_id == request_id:
+            elif isinstance(event, LicenseAcquired | LicenseRenewed):
                 status, rule = GRANTED, None
     if key is not None:
-        yield RecordedRequest(command_from_payload(payload), status, rule)
+        yield RecordedRequest(command_from_payload(payload), status, rule, decided_at, rules)
 
 
 def whatif(
@@ -113,16 +131,17 @@ def whatif(
     started = time.perf_counter()
     scratch = scratch or open_store("memory://")
     now: list[datetime] = []
-    scratch.clock = lambda: now[-1]  # the replay is recorded at the original times
+    scratch.clock = lambda: now[-1]  # the replay runs on the recorded service clock
     service = DownloadService(scratch, rules, catalogue or load_catalogue(), cache_size=10_000)
-    report = WhatIfReport(rules=rules.name)
+    report = WhatIfReport(rules=rules.name, rules_label=rules.label)
+    recorded_under: Counter[str] = Counter()
     before_rules: Counter[str] = Counter()
     after_rules: Counter[str] = Counter()
     not_applicable: Counter[str] = Counter()
     members: dict[str, Counter[str]] = {}
     for request in recorded_requests(store):
         command = request.command
-        now[:] = [command.at]
+        now[:] = [request.decided_at or command.at]
         report.requests += 1
         try:
             outcome = service.handle(command)
@@ -132,6 +151,7 @@ def whatif(
             not_applicable[command.name] += 1
         if command.name not in DOWNLOAD_COMMANDS:
             continue
+        recorded_under[request.rules or "unknown"] += 1
         report.download_requests += 1
         kind = _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
         if kind != "same":
@@ -146,6 +166,7 @@ def whatif(
                 )
             else:
                 report.changes_truncated = True
+    report.recorded_under = dict(sorted(recorded_under.items()))
     report.not_applicable = dict(sorted(not_applicable.items()))
     rules_seen = sorted(set(before_rules) | set(after_rules))
     report.denials_by_rule = {r: {"before": before_rules[r], "after": after_rules[r]} for r in rules_seen}

@@ -150,7 +150,7 @@ def test_whatif_replays_a_history_with_forgotten_members() -> None:
 def test_the_simulator_forgets_members_on_request_and_what_if_replays_them() -> None:
     store = open_store("memory://")
     store.protect(KEK, personal_data())
-    report = simulate(store, members=40, days=120, seed=7, forget_share=1.0)
+    report = simulate(store, members=40, days=365, seed=3, forget_share=1.0)
     assert report.members_forgotten > 0
     assert report.commands_by_type["ForgetMember"] == report.members_forgotten
     forgotten = store.key_store.forgotten() if store.key_store else {}
