@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -24,7 +25,10 @@ from es_core import (
     Snapshot,
     SubjectForgottenError,
     UnknownSubjectError,
+    open_store,
 )
+
+from .conftest import STORE_FACTORIES
 
 Sid = Callable[..., str]
 Reopen = Callable[[], EventStore]
@@ -32,6 +36,29 @@ PERSONAL = PersonalData({"DeviceRegistered": ("device_name", "ip_address")})
 KEK = LocalKeyEncryptionKey(bytes(range(32)), "kek-1")  # one KEK for the run: Cassandra's keyspace is shared
 NAME = "Ada's phone"
 IP = "203.0.113.9"
+
+
+@pytest.fixture
+def reopen(backend: str, tmp_path: Path) -> Iterator[Reopen]:
+    """The suite's ``reopen``, but on Cassandra a keyspace of its own: the sealed events written
+    here would be refused (``KeyStoreError``) by the unprotected handles of other tests that read
+    the shared keyspace's whole log."""
+    if backend == "cassandra":
+        from tests.cassandra_node import cassandra_url_or_skip
+
+        url = cassandra_url_or_skip(keyspace="es_contract_personal")
+        factory: Reopen = lambda: open_store(url)  # noqa: E731
+    else:
+        factory = STORE_FACTORIES[backend](tmp_path)
+    opened: list[EventStore] = []
+
+    def open_again() -> EventStore:
+        opened.append(factory())
+        return opened[-1]
+
+    yield open_again
+    for store in opened:
+        store.close()
 
 
 def device(n: int, name: str = NAME) -> NewEvent:
