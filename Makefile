@@ -12,7 +12,7 @@ setup: $(STAMP)  ## create .venv and install the project with every extra
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench]"
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench,dask]"
 	touch $(STAMP)
 
 lab: setup  ## open JupyterLab on the notebooks (embedded SQLite store by default)

@@ -8,7 +8,8 @@
     │   ├── InvalidExpectedVersionError   unknown expected-version mode
     │   ├── InvalidEventError             not serialisable, bad type name, bad schema version
     │   ├── PayloadTooLargeError          one event's encoded payload over the limit
-    │   └── InvalidStoreUrlError          ``open_store`` cannot understand the URL
+    │   ├── InvalidStoreUrlError          ``open_store`` cannot understand the URL
+    │   └── InvalidSplitError             a bad split count, or a split planned on another store
     ├── ConcurrencyError                  the stream is not at the expected version
     ├── DuplicateEventIdError             an event id is stored already, not as a retry of this append
     ├── StreamNotFoundError               a read that needs the stream to exist
@@ -64,6 +65,11 @@ class PayloadTooLargeError(InvalidInputError):
 
 class InvalidStoreUrlError(InvalidInputError):
     """A store URL that ``open_store`` does not understand."""
+
+
+class InvalidSplitError(InvalidInputError):
+    """A split count out of range, something that is not a ``StoreSplit``, or a split planned on
+    another store (``EventStore.split``, ``EventStore.read_split``)."""
 
 
 class ConcurrencyError(EventSourcingError):

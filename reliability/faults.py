@@ -23,6 +23,7 @@ import msgspec
 from es_core import EventStore, StoreTimeoutError, StoreUnavailableError
 from es_core.events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
 from es_core.limits import PreparedEvent
+from es_core.splits import StoreSplit
 
 Mode = Literal["unavailable", "timeout", "timeout_after_write"]
 MODES: tuple[Mode, ...] = ("unavailable", "timeout", "timeout_after_write")
@@ -126,6 +127,18 @@ class FlakyStore(EventStore):
     def schema_census(self) -> dict[tuple[str, int], int]:
         self._check("census")
         return self.inner.schema_census()
+
+    @property
+    def split_origin(self) -> str:
+        return self.inner.split_origin
+
+    def _split(self, count: int) -> list[StoreSplit]:
+        self._check("split")
+        return self.inner.split(count)
+
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+        self._check("read_split")
+        return self.inner.read_split(split, page_size=page_size)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         self._check("snapshot")
