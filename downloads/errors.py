@@ -10,7 +10,8 @@
         │   ├── NotSubscribedError   no active membership (never joined, or cancelled)
         │   ├── UnknownDeviceError   the device is not registered to the member
         │   └── LicenseNotHeldError  the licence is unknown, released, or ended with its title
-        └── RequestForgottenError    a request id the store has seen, too old to recall its outcome
+        ├── RequestForgottenError    a request id the store has seen, too old to recall its outcome
+        └── ScaleOutError            a Dask cluster that cannot be reached or used, or a split's task that failed
 
 A *denial* (a business rule said no) is not an error: it is an outcome, recorded as a
 ``DownloadDenied`` event. Errors mean the command itself was wrong, and nothing is written.
@@ -61,3 +62,9 @@ class LicenseNotHeldError(CommandRefusedError):
 
 class RequestForgottenError(DownloadsError):
     """The store holds this request's events, but the member no longer remembers its outcome."""
+
+
+class ScaleOutError(DownloadsError):
+    """Work on a Dask cluster (``downloads.scaleout``) could not finish: the scheduler does not
+    answer, Dask is not installed, the store cannot be shared with workers, or a split's task
+    failed after its retries. Nothing partial is ever returned in its place."""

@@ -1,0 +1,124 @@
+"""Connecting to a Dask cluster, and running one task per split on it.
+
+``connect`` starts a ``LocalCluster`` of worker processes (one thread each: the replay is
+pure Python, so threads would share one interpreter lock) or joins a running scheduler.
+``run_tasks`` submits one task per item, retries a failed task, shows progress, and returns
+every result in the items' order, or raises ``ScaleOutError`` naming the item that failed:
+never a partial answer. A worker that dies mid-task is not an error: the scheduler runs its
+tasks again elsewhere (up to ``distributed.scheduler.allowed-failures`` deaths per task).
+
+Dask is imported here, lazily, and only here: ``import downloads`` never imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from es_core import InvalidInputError
+
+from ..errors import ScaleOutError
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+SPLITS_PER_THREAD = 4
+"""Splits per worker thread by default: enough that a slow split does not leave the other
+workers idle at the end, few enough that per-task overhead stays small."""
+
+DEFAULT_RETRIES = 2
+"""Times a failed task is run again (a store that timed out, a worker that lost its connection)."""
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ScaleOutError(f"scaling out needs Dask: pip install 'es-workbench[dask]' ({exc})") from exc
+    return distributed
+
+
+@contextlib.contextmanager
+def connect(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    *,
+    timeout: float = 10.0,
+    dashboard: bool = True,
+) -> Iterator[Any]:
+    """A ``distributed.Client``: on the running cluster at ``scheduler`` (``tcp://host:port``),
+    or on a new ``LocalCluster`` of ``workers`` processes (default: one per core) that stops
+    when the block ends. ``timeout``: seconds to wait for the scheduler to answer."""
+    if workers is not None and scheduler is not None:
+        raise InvalidInputError("give workers or a scheduler address, not both")
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise InvalidInputError(f"workers must be an int >= 1, not {workers!r}")
+    distributed = _distributed()
+    if scheduler is not None:
+        try:
+            client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ScaleOutError(f"no Dask scheduler answers at {scheduler} (waited {timeout:g} s): {exc}") from exc
+        with client:
+            yield client
+        return
+    cluster = distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0" if dashboard else None,
+        silence_logs=logging.ERROR,
+    )
+    with cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def default_splits(client: Any) -> int:
+    """Splits to plan for the cluster behind ``client``: a few per worker thread."""
+    threads = sum(client.nthreads().values())
+    if threads < 1:
+        raise ScaleOutError(f"the Dask cluster at {client.scheduler.address} has no workers")
+    return threads * SPLITS_PER_THREAD
+
+
+def run_tasks(
+    client: Any,
+    task: Callable[..., T],
+    items: Sequence[Any],
+    *args: Any,
+    retries: int = DEFAULT_RETRIES,
+    progress: Progress | None = None,
+    what: str = "split",
+) -> list[T]:
+    """``[task(item, *args) for item in items]``, each call a task on the cluster."""
+    distributed = _distributed()
+    batch = uuid.uuid4().hex[:8]
+    shared = [client.scatter(a, broadcast=True) if _large(a) else a for a in args]
+    futures = [
+        client.submit(task, item, *shared, key=f"{task.__name__}-{batch}-{i}", retries=retries, pure=False)
+        for i, item in enumerate(items)
+    ]
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(items)
+    try:
+        for done, future in enumerate(distributed.as_completed(futures, loop=client.loop), start=1):
+            i = index[future.key]
+            try:
+                results[i] = future.result()
+            except Exception as exc:
+                raise ScaleOutError(
+                    f"{what} {i + 1} of {len(items)} failed (after {retries} retries): {type(exc).__name__}: {exc}"
+                ) from exc
+            if progress is not None:
+                progress(done, len(items))
+    finally:
+        client.cancel(futures)
+    return results
+
+
+def _large(value: Any) -> bool:
+    """Arguments worth sending to every worker once rather than with each task."""
+    return not isinstance(value, str | int | float | bool | type(None))

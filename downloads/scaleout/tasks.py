@@ -1,0 +1,50 @@
+"""What a worker runs: plain functions of a split (or of a range of members), importable by
+name in every worker process. Nothing here imports Dask.
+
+Each worker process opens a store once per URL and keeps it (``store_at``): a Cassandra
+handle is a driver session with its connections, shared by every task the worker runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from es_core import EventStore, StoreError, open_store
+from es_core.splits import StoreSplit
+from es_core.stores import sqlite_path
+
+from ..catalogue import Catalogue
+from ..rules import RuleSet
+from ..whatif import WhatIfPart, replay
+
+_stores: dict[str, EventStore] = {}
+_lock = threading.Lock()
+
+
+def store_at(url: str) -> EventStore:
+    """This process's handle on the store at ``url`` (opened on first use). A SQLite file must
+    exist already: opening would create an empty one and every split would read as empty."""
+    with _lock:
+        store = _stores.get(url)
+        if store is None:
+            if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
+                raise StoreError(f"no store at {url} on this worker (workers must see the same file)")
+            store = _stores[url] = open_store(url)
+        return store
+
+
+@atexit.register
+def _close_stores() -> None:
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+
+
+def replay_split(split: StoreSplit, rules: RuleSet, catalogue: Catalogue, max_changes: int) -> WhatIfPart:
+    """The what-if replay of one split's members, into a memory store of its own."""
+    store = store_at(split.url)
+    return replay(store.read_split(split), rules, catalogue=catalogue, max_changes=max_changes)
