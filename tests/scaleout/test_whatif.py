@@ -20,7 +20,9 @@ def test_the_cluster_report_equals_the_serial_one(history: EventStore, client: A
     rules = load_rules(rules_path)
     serial = whatif(history, rules, max_changes=5)
     seen: list[tuple[int, int]] = []
-    on_cluster = scaleout.whatif(history, rules, client=client, max_changes=5, progress=lambda d, t: seen.append((d, t)))
+    on_cluster = scaleout.whatif(
+        history, rules, client=client, max_changes=5, progress=lambda done, total: seen.append((done, total))
+    )
     assert report_fields(on_cluster) == report_fields(serial)
     assert seen and seen[-1][0] == seen[-1][1]  # progress reached every split
 
