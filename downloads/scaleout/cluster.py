@@ -96,7 +96,7 @@ def run_tasks(
     """``[task(item, *args) for item in items]``, each call a task on the cluster."""
     distributed = _distributed()
     batch = uuid.uuid4().hex[:8]
-    shared = [client.scatter(a, broadcast=True) if _large(a) else a for a in args]
+    shared = [client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in args]
     futures = [
         client.submit(task, item, *shared, key=f"{task.__name__}-{batch}-{i}", retries=retries, pure=False)
         for i, item in enumerate(items)
