@@ -3,23 +3,33 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.lab-installed
 SMALL  ?= 1
 
-.PHONY: setup lab tour test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
+.PHONY: setup lab tour docs test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
 
-setup: $(STAMP)  ## create .venv and install the project with every extra
+setup: $(STAMP)  ## create .venv and install the project with every extra (what `make test` needs)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,test,bench,dask]"
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,docs,test,bench,dask]"
+	touch $(LAB_STAMP) $(STAMP)
 
-lab: setup  ## open JupyterLab on the notebooks (embedded SQLite store by default)
+$(LAB_STAMP): pyproject.toml  ## only what the lab needs: the notebooks' libraries, the Cassandra driver and Dask
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,dask]"
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)  ## open JupyterLab on the notebooks (embedded SQLite store by default)
 	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
 
-tour: setup  ## headless: run the tour, print what it did, export the notebooks to HTML
+tour: $(LAB_STAMP)  ## headless: run the tour, print what it did, export the notebooks to HTML
 	$(PY) -m workbench tour
+
+docs: setup  ## the documentation site in artifacts/site/ (notebooks executed in small mode, reused when unchanged)
+	$(PY) -m workbench docs
 
 test: setup  ## lint + the whole test suite (starts a Cassandra node when Java and Maven are present)
 	bash scripts/run-tests

@@ -7,7 +7,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 """
 
 from .aggregate import Aggregate, applies
-from .codec import Decoded, DomainEvent, EventRegistry
+from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -88,6 +88,7 @@ __all__ = [
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnsupportedSchemaVersionError",
+    "UpcastStep",
     "UpcasterChainError",
     "applies",
     "archive_before_snapshot",

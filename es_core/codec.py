@@ -65,6 +65,18 @@ class _StepInfo:
 
 
 @dataclass(frozen=True)
+class UpcastStep:
+    """One step :meth:`EventRegistry.trace` took: its kind (``upcast``, ``rename``, ``split`` or
+    ``retired``), the shape it read, that shape's data, and the shapes it produced (none when a
+    retired type is dropped)."""
+
+    kind: str
+    source: tuple[str, int]
+    data: dict[str, Any]
+    results: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
 class Decoded:
     """A stored record and one current-shape event decoded from it."""
 
@@ -270,6 +282,22 @@ class EventRegistry:
     def upcast(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:
         """Bring one stored shape to current shapes (zero, one or several). A step that fails on
         the payload (a key it expects is missing...) raises ``EventDecodeError``, naming it."""
+        return self._walk(event_type, schema_version, data, None)
+
+    def trace(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[UpcastStep]:
+        """Every step :meth:`upcast` takes for one stored shape, in order, with the data each
+        step read (to show or debug a chain; raises as ``upcast`` does)."""
+        steps: list[UpcastStep] = []
+        self._walk(event_type, schema_version, data, steps.append)
+        return steps
+
+    def _walk(
+        self,
+        event_type: str,
+        schema_version: int,
+        data: dict[str, Any],
+        record: Callable[[UpcastStep], None] | None,
+    ) -> list[Shape]:
         if not self._validated:
             self.validate()
         done: list[Shape] = []
@@ -287,15 +315,20 @@ class EventRegistry:
                 if steps > self.MAX_STEPS:
                     raise UpcasterChainError(f"upcasting {event_type} v{schema_version} does not terminate")
                 try:
-                    pending[:0] = info.step(copy.deepcopy(d))  # steps stay pure even if careless
+                    produced = info.step(copy.deepcopy(d))  # steps stay pure even if careless
                 except EventSourcingError:
                     raise
                 except Exception as exc:  # a step meeting a payload it cannot read (a missing key...)
                     raise EventDecodeError(
                         f"the {info.kind} step from {t} v{v} failed on a stored payload: {type(exc).__name__}: {exc}"
                     ) from exc
+                if record is not None:
+                    record(UpcastStep(info.kind, (t, v), d, tuple(produced)))
+                pending[:0] = produced
                 continue
             if t in self._retired and v <= self._retired[t]:
+                if record is not None:
+                    record(UpcastStep("retired", (t, v), d, ()))
                 continue
             if cls is not None and v > cls.schema_version:
                 raise UnsupportedSchemaVersionError(t, v, cls.schema_version)

@@ -1,21 +1,34 @@
 """workbench: the helpers the notebooks use, so cells stay short and CI can test the helpers.
 
-pandas frames (``frames``), plotly figures (``figures``), ipywidgets controls (``controls``),
-HTML renderers (``render``), progress bars (``progress``), per-notebook stores and sizes
-(``settings``), recorded legacy logs (``legacy``), workloads and load timing (``workloads``),
-Cassandra inspection (``cassandra``), and the headless tour (``python -m workbench tour``).
+pandas frames (``frames``), plotly figures (``figures``) and pictures of the ideas
+(``diagrams``), a member's state at a moment (``member_state``) and the time-travel control
+(``controls``), HTML renderers (``render``), figures that survive export (``plotting``),
+progress bars (``progress``), per-notebook stores and sizes (``settings``), notebook 0's checks
+(``setup_check``), recorded legacy logs (``legacy``), workloads and load timing
+(``workloads``), Cassandra inspection (``cassandra``), and the command line
+(``python -m workbench``: the headless tour, HTML exports, notebook runs, the docs site).
 The core (``es_core``) and the domain (``downloads``) never import this package.
 """
 
-from .controls import MemberAt, TimeTravel, limits_frame, state_at, time_travel
+from .controls import TimeTravel, private_history, time_travel
+from .diagrams import (
+    log_diagram,
+    migration_flows,
+    migration_sankey,
+    partition_diagram,
+    snapshot_diagram,
+    trace_view,
+)
 from .distributed import (
     Backend,
     CassandraRequiredError,
     PartitionReport,
     RaceResult,
+    captured_statements,
     distributed_store,
     node_answers,
     partition_report,
+    planned_partitions,
     race_writers,
     second_handle,
     table_layout,
@@ -50,6 +63,8 @@ from .frames import (
     whatif_summary,
 )
 from .legacy import PROTOTYPE_LOG, MigrationReport, copy_transform, import_jsonl, read_jsonl
+from .member_state import EXPIRED_NOTE, MemberAt, licenses_frame, limits_frame, state_at
+from .plotting import figure_html, use_exportable_figures
 from .progress import ProgressBar, progress_bar, track
 from .render import (
     EventsView,
@@ -60,6 +75,7 @@ from .render import (
     event_html,
     events_html,
     struct_html,
+    table_html,
     to_html,
     view_log,
     view_stream,
@@ -73,9 +89,11 @@ from .settings import (
     scratch_dir,
     settings,
 )
+from .setup_check import SpeedCheck, StoreCheck, check_store, speed_check, versions
 from .workloads import BusyMember, measure_load
 
 __all__ = [
+    "EXPIRED_NOTE",
     "PROJECT_ROOT",
     "PROTOTYPE_LOG",
     "Backend",
@@ -90,14 +108,18 @@ __all__ = [
     "ProgressBar",
     "RaceResult",
     "Settings",
+    "SpeedCheck",
+    "StoreCheck",
     "TimeTravel",
     "aggregate_html",
     "bar_counts",
     "benchmark_frame",
     "benchmark_scaling_frame",
+    "captured_statements",
     "census_bars",
     "census_comparison",
     "census_frame",
+    "check_store",
     "copy_transform",
     "counts_over_time",
     "decisions_frame",
@@ -111,17 +133,25 @@ __all__ = [
     "event_html",
     "events_frame",
     "events_html",
+    "figure_html",
     "global_log_frame",
     "grouped_bars",
     "import_jsonl",
+    "licenses_frame",
     "limits_frame",
     "load_cost_chart",
+    "log_diagram",
     "measure_load",
     "member_timeline",
+    "migration_flows",
+    "migration_sankey",
     "node_answers",
     "notebook_store",
     "notebook_store_url",
+    "partition_diagram",
     "partition_report",
+    "planned_partitions",
+    "private_history",
     "progress_bar",
     "race_writers",
     "read_jsonl",
@@ -129,15 +159,21 @@ __all__ = [
     "scratch_dir",
     "second_handle",
     "settings",
+    "snapshot_diagram",
+    "speed_check",
     "state_at",
     "stream_timeline",
     "struct_frame",
     "struct_html",
+    "table_html",
     "table_layout",
     "time_travel",
     "to_html",
     "trace_points",
+    "trace_view",
     "track",
+    "use_exportable_figures",
+    "versions",
     "view_log",
     "view_stream",
     "whatif_changes",

@@ -1,7 +1,7 @@
-"""``python -m workbench tour``: the headless tour and the HTML export of the notebooks."""
+"""``python -m workbench``: see ``workbench.cli``."""
 
 import sys
 
-from .tour import main
+from .cli import main
 
 sys.exit(main())

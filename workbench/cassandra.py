@@ -8,7 +8,13 @@ naming Cassandra) needs it.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pandas as pd
+from cassandra.query import BatchStatement
 
 from es_core import EventStore
 from es_core.stores.cassandra import CassandraStore
@@ -42,3 +48,34 @@ def cassandra_partitions(store: EventStore, stream_id: str) -> PartitionReport:
     ]
     total = int(frame["rows"].sum()) if len(frame) else 0
     return PartitionReport(stream_id, total, frame, width, notes)
+
+
+def statement_text(query: Any) -> str:
+    """The CQL of a request as the driver sends it: a prepared statement's text, a plain
+    statement's string, or a batch's (conditional) members."""
+    if isinstance(query, BatchStatement):
+        return f"BEGIN BATCH  -- {len(query)} statements, one partition\n  ...\nAPPLY BATCH"
+    prepared = getattr(query, "prepared_statement", None)
+    if prepared is not None:
+        return str(prepared.query_string)
+    return str(getattr(query, "query_string", query))
+
+
+@contextmanager
+def captured_statements(store: EventStore) -> Iterator[list[str]]:
+    """Inside the block, every request the store's driver session sends, as CQL text (through
+    the driver's request-init listener: what goes to the node, not a copy in this project)."""
+    if not isinstance(store, CassandraStore):
+        raise TypeError(f"not a Cassandra store: {store!r}")
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def listener(future: Any) -> None:
+        with lock:
+            seen.append(statement_text(future.query))
+
+    store.session.add_request_init_listener(listener)
+    try:
+        yield seen
+    finally:
+        store.session.remove_request_init_listener(listener)

@@ -12,14 +12,15 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import pandas as pd
 
-from es_core import ConcurrencyError, EventStore, NewEvent, open_store
+from es_core import ConcurrencyError, EventStore, NewEvent, RecordedEvent, open_store
 
 from .settings import notebook_store, notebook_store_url, settings, with_query
 
@@ -111,11 +112,13 @@ def distributed_store(
 
 
 def table_layout(store: EventStore) -> dict[str, str]:
-    """The store's tables as DDL, by table name: CQL on Cassandra, SQL on SQLite."""
+    """The store's tables as DDL, by name: CQL on Cassandra; SQL on SQLite, with its triggers."""
     if store.scheme == "sqlite":
         path = urlsplit(store.url).path
         with sqlite3.connect(f"file:{path[1:] if path.startswith('//') else path}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+            rows = db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'trigger') ORDER BY type, name"
+            ).fetchall()
         return {name: sql for name, sql in rows}
     if store.scheme == "cassandra":
         from .cassandra import cql_layout
@@ -148,6 +151,37 @@ def partition_report(store: EventStore, stream_id: str) -> PartitionReport:
           "last_version": events}]
     )  # fmt: skip
     return PartitionReport(stream_id, events, frame, None, [f"{store.scheme} keeps a stream in one table"])
+
+
+def planned_partitions(records: Sequence[RecordedEvent], width: int) -> pd.DataFrame:
+    """The partitions a Cassandra store with ``bucket_width=width`` gives these events of one
+    stream, computed from the rule it follows (so it teaches on any backend): each append lands
+    whole in bucket ``(first version - 1) // width``. One command is one append, so events that
+    share a request id and a recording time, at consecutive versions, are one append."""
+    appends: list[list[RecordedEvent]] = []
+    for record in records:
+        previous = appends[-1][-1] if appends else None
+        request = record.metadata.get("request_id")
+        same_append = (
+            previous is not None
+            and request is not None
+            and previous.version == record.version - 1
+            and (previous.metadata.get("request_id"), previous.recorded_at) == (request, record.recorded_at)
+        )
+        if same_append:
+            appends[-1].append(record)
+        else:
+            appends.append([record])
+    buckets: dict[int, list[int]] = {}
+    for append in appends:
+        buckets.setdefault((append[0].version - 1) // width, []).extend(r.version for r in append)
+    stream_id = records[0].stream_id if records else ""
+    rows = [
+        {"partition": f"({stream_id}, {b})", "bucket": b, "rows": len(versions), "first_version": min(versions),
+         "last_version": max(versions)}
+        for b, versions in sorted(buckets.items())
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["partition", "bucket", "rows", "first_version", "last_version"])
 
 
 # -- two writers -------------------------------------------------------------------------------
@@ -238,6 +272,16 @@ def race_writers(
         versions_contiguous=versions == list(range(1, len(versions) + 1)),
         errors=errors,
     )
+
+
+@contextmanager
+def captured_statements(store: EventStore) -> Iterator[list[str]]:
+    """The CQL the store's driver sends inside the block (Cassandra only; see
+    ``workbench.cassandra.captured_statements``)."""
+    from .cassandra import captured_statements as capture  # the driver is an optional extra
+
+    with capture(store) as seen:
+        yield seen
 
 
 def second_handle(store: EventStore, clock: Callable[[], datetime] | None = None) -> EventStore:

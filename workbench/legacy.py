@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,18 +83,25 @@ def import_jsonl(store: EventStore, path: str | os.PathLike[str] = PROTOTYPE_LOG
 
     Each line is appended expecting the version before it, so a log with a gap or a reordered
     line is refused; importing the same log twice writes nothing the second time."""
+    return append_as_recorded(store, read_jsonl(path))
+
+
+def append_as_recorded(store: EventStore, records: Iterable[Any]) -> int:
+    """Append records (``RecordedEvent``s, or lines of a recorded log) one by one, each at its
+    own version with its own id, shape, metadata and recording time. Returns the events
+    appended (a record already stored with that id counts as a retry: nothing)."""
     appended = 0
     with _clock_override(store) as set_time:
-        for line in read_jsonl(path):
-            set_time(line.recorded_at)
+        for record in records:
+            set_time(record.recorded_at)
             event = NewEvent(
-                event_type=line.event_type,
-                schema_version=line.schema_version,
-                data=line.data,
-                metadata=line.metadata,
-                event_id=line.event_id,
+                event_type=record.event_type,
+                schema_version=record.schema_version,
+                data=record.data,
+                metadata=record.metadata,
+                event_id=record.event_id,
             )
-            result = store.append(line.stream_id, [event], line.version - 1)
+            result = store.append(record.stream_id, [event], record.version - 1)
             appended += 0 if result.duplicate else 1
     return appended
 

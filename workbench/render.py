@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import pandas as pd
 
 from es_core import Aggregate, AppendResult, DomainEvent, EventStore, RecordedEvent, Snapshot
 
@@ -320,6 +321,33 @@ def view_log(store: EventStore, *, after: int = 0, limit: int | None = 50) -> Ev
     return EventsView(records, title=f"global log after position {after}", max_rows=limit or 50)
 
 
+def _table_cell(value: Any) -> str:
+    """One cell of :func:`table_html`: missing values as a dash, times to the minute, booleans
+    as words."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return '<span style="opacity: 0.5">—</span>'
+    if pd.api.types.is_bool(value):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return _e(value.strftime("%Y-%m-%d %H:%M"))
+    return _e(value)
+
+
+def table_html(frame: pd.DataFrame, *, empty: str = "none", index: bool = False) -> str:
+    """A DataFrame as a compact HTML table that reads well in a notebook and an export: no
+    ``NaN``/``NaT`` (a dash instead), times without seconds and time zone, ``empty`` in italics
+    when there are no rows."""
+    if frame.empty:
+        return f'<p style="margin: 2px 0"><i>{_e(empty)}</i></p>'
+    columns = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
+    head = "".join(f'<th style="{_KEY}">{_e(c)}</th>' for c in columns)
+    rows = []
+    for label, row in zip(frame.index, frame.itertuples(index=False), strict=True):
+        cells = ([label] if index else []) + list(row)
+        rows.append("<tr>" + "".join(f'<td style="{_CELL}">{_table_cell(v)}</td>' for v in cells) + "</tr>")
+    return f'<table style="{_CSS}"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
 class HTMLView:
     """Any HTML string, displayed as HTML (e.g. ``HTMLView(aggregate_html(member))``)."""
 
@@ -343,8 +371,12 @@ RENDERERS: dict[type, Any] = {
 
 
 def enable_rich_display(ipython: Any = None) -> bool:
-    """Register the HTML renderers with the running IPython kernel (subclasses included).
-    Returns False outside IPython, where there is nothing to register."""
+    """Register the HTML renderers with the running IPython kernel (subclasses included), and
+    make plotly figures exportable (:mod:`workbench.plotting`). Returns False outside IPython,
+    where there is nothing to register."""
+    from .plotting import use_exportable_figures
+
+    use_exportable_figures()
     if ipython is None:
         try:
             from IPython import get_ipython

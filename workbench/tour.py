@@ -1,17 +1,13 @@
 """The headless tour: the first notebook's steps (append, read, replay) run as a script, then
 every notebook executed in small mode and exported to HTML for a browser.
 
-``python -m workbench tour`` (``make tour``) runs both; ``--no-export`` runs the steps only.
+``python -m workbench tour`` (``make tour``, see ``workbench.cli``) runs both; ``--no-export``
+runs the steps only.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -20,9 +16,9 @@ from typing import Any
 
 from es_core import ConcurrencyError, EventStore, Expect, NewEvent, RecordedEvent, event_id_from
 
-from .settings import PROJECT_ROOT, ManualClock, notebook_store, settings
+from .execute import execute_all
+from .settings import PROJECT_ROOT, ManualClock, notebook_store
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 HTML_DIR = PROJECT_ROOT / "artifacts" / "html"
 Say = Callable[[str], None]
 
@@ -142,94 +138,32 @@ def run_tour(store: EventStore | None = None, *, say: Say = print) -> TourResult
 # -- exporting the notebooks -------------------------------------------------------------------
 
 
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def notebook_paths(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
-    return sorted(NOTEBOOKS_DIR.glob(pattern))
-
-
 def export_html(
     notebooks: Sequence[Path] | None = None,
     *,
     out_dir: Path = HTML_DIR,
     small: bool = True,
-    timeout: int = 300,
     say: Say = print,
 ) -> list[Path]:
-    """Execute each notebook (in small mode unless ``small=False``) and write it as HTML.
+    """Execute each notebook (in small mode unless ``small=False``; an unchanged earlier run is
+    reused, see ``workbench.execute``) and write it as HTML.
 
-    Figures are exported with plotly.js inlined in the page (the ``notebook`` renderer, not
-    the CDN one), so the HTML opens offline in any browser."""
-    import nbformat
+    Figures carry their HTML and the page carries plotly.js (``workbench.plotting``), so the
+    HTML opens offline in any browser."""
     from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import ExecutePreprocessor
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    env = {"PLOTLY_RENDERER": "plotly_mimetype+notebook"}
-    if small:
-        env["ES_SMALL"] = "1"
     exporter = HTMLExporter(template_name="lab")
-    with _environment(**env):  # the kernel inherits this process's environment
-        for path in notebooks if notebooks is not None else notebook_paths():
-            started = time.perf_counter()
-            notebook = nbformat.read(path, as_version=4)
-            ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
-                notebook, {"metadata": {"path": str(path.parent)}}
-            )
-            body, _ = exporter.from_notebook_node(notebook)
-            target = out_dir / f"{path.stem}.html"
-            target.write_text(body, encoding="utf-8")
-            written.append(target)
-            say(f"exported {target} ({time.perf_counter() - started:.1f} s)")
+    for result in execute_all(notebooks, small=small, say=say):
+        if not result.ok:
+            raise RuntimeError(f"{result.notebook.name} failed:\n{result.error}")
+        body, _ = exporter.from_filename(str(result.output))
+        target = out_dir / f"{result.notebook.stem}.html"
+        target.write_text(body, encoding="utf-8")
+        written.append(target)
+        say(f"exported {target}")
     return written
 
 
-# -- command line ------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    tour = commands.add_parser("tour", help="run the tour's steps, then export the notebooks to HTML")
-    tour.add_argument("--no-export", action="store_true", help="run the tour's steps only")
-    tour.add_argument("--out", type=Path, default=HTML_DIR, help=f"HTML folder (default: {HTML_DIR})")
-    tour.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob of notebooks to export")
-    tour.add_argument("--full", action="store_true", help="export at full size instead of small mode")
-    export = commands.add_parser("export", help="only export the notebooks to HTML")
-    export.add_argument("--out", type=Path, default=HTML_DIR)
-    export.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb")
-    export.add_argument("--full", action="store_true")
-    args = parser.parse_args(argv)
-
-    if args.command == "tour":
-        print(f"== the tour ({settings().describe()})")
-        result = run_tour()
-        print(f"   {result.events} events in {result.stream_id}")
-        if args.no_export:
-            return 0
-    paths = notebook_paths(args.notebooks)
-    if not paths:
-        print(f"no notebooks match {args.notebooks!r} in {NOTEBOOKS_DIR}", file=sys.stderr)
-        return 1
-    print(f"== exporting {len(paths)} notebooks to HTML ({'full' if args.full else 'small'} mode)")
-    written = export_html(paths, out_dir=args.out, small=not args.full)
-    print("open in a browser:")
-    for path in written:
-        print(f"  {path.resolve().as_uri()}")
-    return 0
-
-
-__all__ = ["TourResult", "evolve", "export_html", "main", "notebook_paths", "run_tour"]
+__all__ = ["TourResult", "evolve", "export_html", "run_tour"]

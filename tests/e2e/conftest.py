@@ -25,7 +25,7 @@ except ImportError:  # imported as a top-level module (no tests/e2e/__init__.py)
     from lab import LabServer, require_module, run_lab, unavailable  # type: ignore[no-redef]
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "screenshots"
@@ -41,6 +41,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# A laptop's screen: what the screenshots show and the layout is checked at.
+LAPTOP = {"width": 1280, "height": 800}
 # Playwright's per-action/expectation timeout; keeps a hung UI from eating the run.
 UI_TIMEOUT_MS = 30_000
 
@@ -82,7 +84,7 @@ def chromium_browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(chromium_browser: Browser) -> Iterator[Page]:
     """A fresh browser tab; console errors are kept on ``page.console_errors``."""
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = chromium_browser.new_context(viewport=LAPTOP)
     context.set_default_timeout(UI_TIMEOUT_MS)
     tab = context.new_page()
     errors: list[str] = []
@@ -93,6 +95,24 @@ def page(chromium_browser: Browser) -> Iterator[Page]:
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def offline_page(page: Page) -> Iterator[Page]:
+    """A tab that may load files only: any other request is refused and kept on
+    ``page.refused`` (a page that needs the network to show itself fails its test)."""
+    refused: list[str] = []
+
+    def only_files(route: Route) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_files)
+    page.refused = refused  # type: ignore[attr-defined]
+    yield page
 
 
 @pytest.fixture

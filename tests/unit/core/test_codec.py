@@ -97,6 +97,21 @@ def test_renamed_types_split_events_and_retired_types() -> None:
         r.decode(record("DeviceHeartbeat", 3, {}))  # newer than the retirement
 
 
+def test_trace_names_every_step_with_the_data_it_read() -> None:
+    r = full_registry()
+    steps = r.trace("LicenseRenewed", 1, {"licence": "L1", "days": 7})
+    assert [(s.kind, s.source) for s in steps] == [("upcast", ("LicenseRenewed", 1)), ("upcast", ("LicenseRenewed", 2))]
+    assert steps[0].data == {"licence": "L1", "days": 7}
+    assert steps[1].data == {"licence": "L1", "days": 7, "counts_as_download": True}
+    assert steps[-1].results == (("LicenseRenewed", 3, {"license_id": "L1", "days": 7, "counts_as_download": True}),)
+    (split,) = r.trace("LicenseSwapped", 1, {"old": "A", "new": "B", "device": "d"})
+    assert split.kind == "split" and [t for t, _, _ in split.results] == ["LicenseReleased", "LicenseAcquired"]
+    assert [(s.kind, s.results) for s in r.trace("DeviceHeartbeat", 1, {})] == [("retired", ())]
+    assert r.trace("LicenseAcquired", 1, {"license_id": "L", "device": "d"}) == [], "a current shape takes no step"
+    with pytest.raises(UnknownEventTypeError):
+        r.trace("Nope", 1, {})
+
+
 def test_upcasters_do_not_mutate_what_was_read() -> None:
     r = EventRegistry(Renewed)
     r.add_upcaster("LicenseRenewed", 1, lambda d: d.update(counts_as_download=False) or d)  # careless

@@ -3,14 +3,23 @@ load timing, on a small simulated store."""
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 import pandas as pd
 import pytest
 
 import downloads
-from es_core import NO_SNAPSHOTS, MemoryStore, Repository, SnapshotPolicy
-from workbench import BusyMember, decisions_frame, global_log_frame, measure_load, state_at, time_travel
+from es_core import NO_SNAPSHOTS, MemoryStore, Repository, SnapshotPolicy, StoreError
+from workbench import (
+    EXPIRED_NOTE,
+    BusyMember,
+    decisions_frame,
+    global_log_frame,
+    measure_load,
+    state_at,
+    time_travel,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +40,82 @@ def test_moving_a_slider_calls_state_at(service: downloads.DownloadService) -> N
     assert control.last is not None and control.last.version == len(control.moments)
     control.time_slider.value = control.moments[2]
     assert control.last.version == 3 and control.last.moment == control.moments[2]
-    assert "version 3" in control.view.value
+    assert "version 3 of" in control.heading.value
     control.version_slider.value = 1
     assert control.last.version == 1 and control.last.member.state.plan is not None
-    assert control.widget.children[0] is control.time_slider
+    assert control.widget.children[1] is control.time_slider
+
+
+def test_the_sliders_and_the_timeline_marker_stay_in_sync(service: downloads.DownloadService) -> None:
+    control = time_travel(service, _busiest(service))
+    marker = control.figure.layout.shapes[0]
+    control.time_slider.value = control.moments[4]
+    assert control.version_slider.value == control.last.version >= 5
+    assert pd.Timestamp(marker.x0) == pd.Timestamp(control.moments[4]) == pd.Timestamp(marker.x1)
+    control.version_slider.value = 2
+    assert control.time_slider.value == control.moments[1] and control.last.moment is None
+    assert pd.Timestamp(marker.x0) == pd.Timestamp(control.moments[1])
+    control.version_slider.value = 0
+    assert control.last.version == 0 and control.time_slider.index == 0, "version 0 is 'before v1'"
+    assert pd.Timestamp(marker.x0) < pd.Timestamp(control.moments[0])
+
+
+def test_the_timeline_is_redrawn_with_the_marker_where_the_sliders_are(service: downloads.DownloadService) -> None:
+    control = time_travel(service, _busiest(service))
+    control.version_slider.value = 3
+    (output,) = control.chart.outputs
+    drawn = output["data"]["application/vnd.plotly.v1+json"]["layout"]["shapes"][0]
+    assert pd.Timestamp(drawn["x0"]) == pd.Timestamp(control.moments[2])
+    assert "plotly-graph-div" in output["data"]["text/html"]
+
+
+def test_the_control_keeps_working_after_the_store_is_closed() -> None:
+    store = MemoryStore()
+    downloads.simulate(store, members=4, days=60, seed=5)
+    service = downloads.DownloadService(store)
+    member_id = _busiest(service)
+    control = time_travel(service, member_id)
+    expected = service.member(member_id, at_version=3).state
+    store.close()  # what the notebook's last cell does
+    control.version_slider.value = 3
+    assert control.error is None and control.last.version == 3 and control.last.member.state == expected
+
+
+def test_a_failing_redraw_is_shown_in_the_control(
+    service: downloads.DownloadService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control = time_travel(service, _busiest(service))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("the store is closed")
+
+    monkeypatch.setattr(control.history, "member", broken)
+    control.version_slider.value = 2
+    assert control.error == "StoreError: the store is closed"
+    assert "Could not redraw" in control.heading.value
+
+
+def test_expired_licences_are_marked_and_explained(service: downloads.DownloadService) -> None:
+    member_id = _busiest(service)
+    control = time_travel(service, member_id)
+    for version in range(len(control.moments), 0, -1):
+        control.version_slider.value = version
+        licenses = control.last.licenses
+        if len(licenses) and licenses["expired"].any():
+            break
+    else:
+        pytest.fail("no version of the busiest member holds an expired licence")
+    expected = licenses["expires_at"] <= pd.Timestamp(control.last.at)
+    assert (licenses["expired"] == expected).all()
+    assert EXPIRED_NOTE in html.unescape(control.view.value) and "NaN" not in control.view.value
+
+
+def test_the_control_displays_as_a_widget_with_an_html_fallback(service: downloads.DownloadService) -> None:
+    control = time_travel(service, _busiest(service))
+    bundle = control._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "plotly-graph-div" in bundle["text/html"] and "Limits in play" in bundle["text/html"]
+    assert "es-time-travel" in control.widget._dom_classes
 
 
 def test_state_at_a_moment_equals_state_at_the_matching_version(service: downloads.DownloadService) -> None:
@@ -45,7 +126,7 @@ def test_state_at_a_moment_equals_state_at_the_matching_version(service: downloa
     by_version = state_at(service, member_id, version=by_time.version)
     assert by_time.member.state == by_version.member.state
     assert state_at(service, member_id, moment - timedelta(days=400)).version == 0
-    assert "licences" in by_time._repr_html_()
+    assert "Licences held" in by_time._repr_html_() and "Limits in play" in by_time._repr_html_()
 
 
 def test_limits_show_use_against_each_limit(service: downloads.DownloadService) -> None:

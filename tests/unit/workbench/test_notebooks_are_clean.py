@@ -1,5 +1,6 @@
-"""Every notebook is committed without outputs, imports only the public packages, and has the
-tutorial shape (what you'll do / learn / need ... on your own, with solutions ... in practice)."""
+"""Every notebook is committed without outputs, imports only the public packages, has the
+tutorial shape (what you'll do / learn / need ... on your own, with solutions ... in practice ...
+further reading), and is listed once in the workshop's README."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from pathlib import Path
 import pytest
 
 from workbench.settings import PROJECT_ROOT
+from workbench.site import chapters
 
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 ALLOWED = {"es_core", "downloads", "workbench", "pandas", "plotly", "ipywidgets"}
-HEADINGS = ("## What you'll do", "## What you'll learn", "## What you'll need", "## On your own", "## In practice")
+HEADINGS = (
+    "## What you'll do",
+    "## What you'll learn",
+    "## What you'll need",
+    "## On your own",
+    "## In practice",
+    "## Further reading",
+)
 
 
 def _cells(path: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -26,8 +35,18 @@ def _source(cell: dict) -> str:  # type: ignore[type-arg]
     return "".join(source) if isinstance(source, list) else source
 
 
-def test_the_eight_notebooks_exist() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
+def test_the_notebooks_are_numbered_from_the_setup_check_without_gaps() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+    assert NOTEBOOKS[0].name == "00_setup_check.ipynb" and len(NOTEBOOKS) >= 9
+
+
+def test_the_workshop_readme_lists_every_notebook_once_core_path_first() -> None:
+    listed = chapters()
+    assert sorted(c.path.name for c in listed) == [p.name for p in NOTEBOOKS], "one README row per notebook"
+    parts = [c.part for c in listed]
+    assert parts[0] == "Before the workshop" and listed[0].path.name == "00_setup_check.ipynb"
+    assert parts[1:9] == ["The core path"] * 8, "notebooks 1-8 are the core path"
+    assert all(p == "Optional chapters" for p in parts[9:])
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -70,3 +89,20 @@ def test_tutorial_shape_and_runnable_solutions(path: Path) -> None:
         assert cell["cell_type"] == "code" and cell["metadata"]["jupyter"]["source_hidden"] is True
     code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
     assert code.count("assert ") >= 5, f"{path.name}: cells that matter carry asserts"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_exercise_sits_under_its_prompt_with_one_starred(path: Path) -> None:
+    cells = _cells(path)
+    prompts = []
+    for i, cell in enumerate(cells):
+        if "exercise" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        prompt, solution = cells[i - 1], cells[i + 1]
+        assert prompt["cell_type"] == "markdown" and "### " in _source(prompt), f"{path.name}: cell {i} has no prompt"
+        assert "solution" in solution["metadata"].get("tags", []), f"{path.name}: cell {i} has no solution below it"
+        assert "assert" in _source(solution), f"{path.name}: the solution after cell {i} checks nothing"
+        prompts.append(_source(prompt).split("### ", 1)[1].splitlines()[0])
+    starred = [p for p in prompts if p.startswith("★")]
+    assert len(starred) == 1, f"{path.name}: one starred exercise, not {starred}"
+    assert all(p.startswith("★") or "(optional)" in p for p in prompts), f"{path.name}: {prompts}"

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from es_core import MemoryStore
-from workbench.tour import export_html, main, notebook_paths, run_tour
+from workbench.cli import main
+from workbench.execute import notebook_paths
+from workbench.tour import export_html, run_tour
 
 
 def test_the_tour_appends_reads_and_replays() -> None:
