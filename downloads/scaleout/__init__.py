@@ -15,6 +15,7 @@ not import Dask, and neither does this package until ``connect`` or a task runne
 """
 
 from .cluster import connect, default_splits, run_tasks
+from .simulation import simulate
 from .whatif import whatif
 
-__all__ = ["connect", "default_splits", "run_tasks", "whatif"]
+__all__ = ["connect", "default_splits", "run_tasks", "simulate", "whatif"]

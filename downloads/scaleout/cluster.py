@@ -92,8 +92,11 @@ def run_tasks(
     retries: int = DEFAULT_RETRIES,
     progress: Progress | None = None,
     what: str = "split",
+    consume: Callable[[Any], T] | None = None,
 ) -> list[T]:
-    """``[task(item, *args) for item in items]``, each call a task on the cluster."""
+    """``[task(item, *args) for item in items]``, each call a task on the cluster. ``consume``,
+    when given, is called on each result as it arrives (in this process, one at a time) and
+    its answer is kept instead: a single writer can take the results in while tasks still run."""
     distributed = _distributed()
     batch = uuid.uuid4().hex[:8]
     shared = [client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in args]
@@ -107,11 +110,13 @@ def run_tasks(
         for done, future in enumerate(distributed.as_completed(futures, loop=client.loop), start=1):
             i = index[future.key]
             try:
-                results[i] = future.result()
+                result = future.result()
             except Exception as exc:
                 raise ScaleOutError(
                     f"{what} {i + 1} of {len(items)} failed (after {retries} retries): {type(exc).__name__}: {exc}"
                 ) from exc
+            future.release()  # the worker may drop it: a large result is held here only
+            results[i] = consume(result) if consume is not None else result
             if progress is not None:
                 progress(done, len(items))
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +19,9 @@ from es_core.stores import sqlite_path
 
 from ..catalogue import Catalogue
 from ..rules import RuleSet
+from ..simulator import SimulationReport, simulate
 from ..whatif import WhatIfPart, replay
+from .copy import StreamsCopy, contents_of, copy_into
 
 _stores: dict[str, EventStore] = {}
 _lock = threading.Lock()
@@ -48,3 +51,25 @@ def replay_split(split: StoreSplit, rules: RuleSet, catalogue: Catalogue, max_ch
     """The what-if replay of one split's members, into a memory store of its own."""
     store = store_at(split.url)
     return replay(store.read_split(split), rules, catalogue=catalogue, max_changes=max_changes)
+
+
+def simulate_apart(
+    only: range, members: int, days: int, seed: int, rules: RuleSet, catalogue: Catalogue, start: datetime
+) -> tuple[SimulationReport, StreamsCopy]:
+    """Simulate the members ``only`` holds into a memory store of this task's, and hand back
+    its streams (for a single writer to copy in) with the report."""
+    with open_store("memory://") as scratch:
+        report = simulate(
+            scratch, members=members, days=days, seed=seed, rules=rules, catalogue=catalogue, start=start, only=only
+        )
+        return report, contents_of(scratch)
+
+
+def simulate_into(
+    only: range, url: str, members: int, days: int, seed: int, rules: RuleSet, catalogue: Catalogue, start: datetime
+) -> SimulationReport:
+    """``simulate_apart``, then copy the streams into the store at ``url`` from this worker (a
+    store that takes concurrent writers). Run again, it writes nothing twice."""
+    report, streams = simulate_apart(only, members, days, seed, rules, catalogue, start)
+    copy_into(store_at(url), streams)
+    return report
