@@ -11,13 +11,16 @@ import atexit
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from es_core import EventStore, StoreError, open_store
+from es_core import Decoded, EventStore, StoreError, open_store
 from es_core.splits import StoreSplit
 from es_core.stores import sqlite_path
 
 from ..catalogue import Catalogue
+from ..events import new_registry
+from ..projections import ReadModels
 from ..rules import RuleSet
 from ..simulator import SimulationReport, simulate
 from ..whatif import WhatIfPart, replay
@@ -73,3 +76,18 @@ def simulate_into(
     report, streams = simulate_apart(only, members, days, seed, rules, catalogue, start)
     copy_into(store_at(url), streams)
     return report
+
+
+def project_split(split: StoreSplit) -> tuple[tuple[Any, ...], int]:
+    """Fresh read models fed one split's records, and how many records they were fed."""
+    store = store_at(split.url)
+    registry = new_registry()
+    models = ReadModels.fresh_models()
+    handled = 0
+    for record in store.read_split(split):
+        for event in registry.decode(record):
+            item = Decoded(record, event)
+            for model in models:
+                model.handle(item)
+        handled += 1
+    return models, handled

@@ -44,6 +44,19 @@ def history(history_url: str) -> Iterator[EventStore]:
 
 
 @pytest.fixture(scope="session")
+def cassandra_history_url() -> str:
+    """A history on the Cassandra node, in a keyspace of its own (test keyspaces outlive a run:
+    simulated once, read every run)."""
+    from tests.cassandra_node import cassandra_url_or_skip
+
+    url = cassandra_url_or_skip("es_scaleout_history")
+    with open_store(url) as store:
+        if store.head_position() == 0:
+            simulate(store, members=MEMBERS // 2, days=DAYS, seed=SEED, rules=load_rules(), catalogue=load_catalogue())
+    return url
+
+
+@pytest.fixture(scope="session")
 def client() -> Iterator[Any]:
     with scaleout.connect(workers=2, dashboard=False) as client:
         yield client

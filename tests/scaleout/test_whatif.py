@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from downloads import load_catalogue, load_rules, scaleout, simulate, whatif
+from downloads import load_rules, scaleout, whatif
 from downloads.errors import ScaleOutError
 from es_core import EventStore, open_store
 
-from .conftest import DAYS, MEMBERS, SEED, STRICT_RULES, report_fields, rules_files
+from .conftest import STRICT_RULES, report_fields, rules_files
 
 
 @pytest.mark.parametrize("rules_path", rules_files(), ids=lambda p: p.stem)
@@ -45,14 +45,8 @@ def test_a_memory_store_is_refused_with_a_reason(client: Any) -> None:
 
 
 @pytest.mark.cassandra
-def test_the_cluster_report_equals_the_serial_one_on_cassandra(client: Any) -> None:
-    from tests.cassandra_node import cassandra_url_or_skip
-
-    # a keyspace of its own (test keyspaces outlive a run): simulated once, replayed every run
-    url = cassandra_url_or_skip("es_scaleout_whatif")
-    with open_store(url) as store:
-        if store.head_position() == 0:
-            simulate(store, members=MEMBERS // 2, days=DAYS, seed=SEED, rules=load_rules(), catalogue=load_catalogue())
+def test_the_cluster_report_equals_the_serial_one_on_cassandra(client: Any, cassandra_history_url: str) -> None:
+    with open_store(cassandra_history_url) as store:
         rules = load_rules(STRICT_RULES)
         serial = whatif(store, rules, max_changes=7)
         assert serial.newly_denied > 0
