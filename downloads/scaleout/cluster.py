@@ -63,7 +63,10 @@ def connect(
         except (OSError, TimeoutError) as exc:
             raise ScaleOutError(f"no Dask scheduler answers at {scheduler} (waited {timeout:g} s): {exc}") from exc
         with client:
-            yield client
+            try:
+                yield client
+            finally:
+                _release_stores(client)
         return
     cluster = distributed.LocalCluster(
         n_workers=workers,
@@ -73,7 +76,20 @@ def connect(
         silence_logs=logging.ERROR,
     )
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
-        yield client
+        try:
+            yield client
+        finally:
+            _release_stores(client)
+
+
+def _release_stores(client: Any) -> None:
+    """Close the store handles the workers kept (a Cassandra handle that appended gives its feed
+    writer number back), while their connections are still up. Best effort: a worker that is
+    gone has nothing to close."""
+    from .tasks import close_stores
+
+    with contextlib.suppress(Exception):
+        client.run(close_stores)
 
 
 def default_splits(client: Any) -> int:

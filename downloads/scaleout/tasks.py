@@ -43,7 +43,8 @@ def store_at(url: str) -> EventStore:
 
 
 @atexit.register
-def _close_stores() -> None:
+def close_stores() -> None:
+    """Close this process's handles (they reopen on the next task that needs them)."""
     with _lock:
         for store in _stores.values():
             store.close()
