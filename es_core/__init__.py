@@ -17,6 +17,7 @@ from .errors import (
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidInputError,
+    InvalidSplitError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
     PayloadTooLargeError,
@@ -39,6 +40,7 @@ from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
+from .splits import StoreSplit
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
 
 __all__ = [
@@ -63,6 +65,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidInputError",
+    "InvalidSplitError",
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
     "JsonlArchive",
@@ -82,6 +85,7 @@ __all__ = [
     "StoreCorruptionError",
     "StoreError",
     "StoreLayoutError",
+    "StoreSplit",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFoundError",
