@@ -72,7 +72,8 @@ def connect(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=":0" if dashboard else None,
+        dashboard_address=":0",  # a free port: the scheduler serves HTTP (health, metrics) even without the dashboard
+        scheduler_kwargs={"dashboard": dashboard},
         silence_logs=logging.ERROR,
     )
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
