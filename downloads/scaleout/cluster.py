@@ -116,7 +116,13 @@ def run_tasks(
     its answer is kept instead: a single writer can take the results in while tasks still run."""
     distributed = _distributed()
     batch = uuid.uuid4().hex[:8]
-    shared = [client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in args]
+    # Shared arguments go to the cluster once, as tasks returning them rather than scattered data:
+    # a task's result that dies with its worker is computed again, scattered data is lost for good.
+    # Keys of their own per batch: a batch never depends on a copy an earlier batch is releasing.
+    shared = [
+        client.submit(_shared, a, key=f"shared-{batch}-{j}", retries=retries, pure=False) if _large(a) else a
+        for j, a in enumerate(args)
+    ]
     futures = [
         client.submit(task, item, *shared, key=f"{task.__name__}-{batch}-{i}", retries=retries, pure=False)
         for i, item in enumerate(items)
@@ -137,8 +143,13 @@ def run_tasks(
             if progress is not None:
                 progress(done, len(items))
     finally:
-        client.cancel(futures)
+        client.cancel(futures + [a for a in shared if isinstance(a, distributed.Future)])
     return results
+
+
+def _shared(value: T) -> T:
+    """A task whose result is ``value``: how a shared argument reaches the workers."""
+    return value
 
 
 def _large(value: Any) -> bool:
