@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.lab-installed
 SMALL  ?= 1
+RELIABILITY_SIZE ?= large
 
 .PHONY: setup lab tour docs test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
 
@@ -46,8 +47,8 @@ bench: setup  ## benchmarks on the embedded default, JSON on stdout
 scaling: setup
 	$(PY) -m benchmarks scaling --json
 
-reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios; prints a table
-	$(PY) -m reliability run
+reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios (+ the cluster ones with ES_RELIABILITY_CLUSTER=1); prints a table
+	$(PY) -m reliability run --size $(RELIABILITY_SIZE)
 
 simulate: setup  ## a year of simulated member activity into the default store
 	$(PY) -m downloads simulate --members 1000 --days 365 --seed 7

@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run | scaling | scaleout | table``.
+"""Command line: ``python -m benchmarks run | scaling | scaleout | cassandra | table``.
 
 With ``--json`` exactly one JSON object goes to stdout; progress always goes to stderr.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,18 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     out.add_argument("--save", action="store_true", help="also write the results into benchmarks/results/latest.json")
 
+    cass = sub.add_parser("cassandra", help="the Cassandra store against the raw driver: costs, appends/s, loads")
+    cass.add_argument("--url", help="the one-node store URL (default: $ES_CASSANDRA_HOST, keyspace es_bench, RF 1)")
+    cass.add_argument("--cluster", nargs="?", metavar="HOSTS",
+                      const=os.environ.get("ES_RELIABILITY_CLUSTER_ADDRESSES", "127.0.0.1,127.0.0.2,127.0.0.3"),
+                      help="also a running 3-node cluster (python -m reliability cluster start), RF 3, QUORUM; "
+                           "HOSTS default: $ES_RELIABILITY_CLUSTER_ADDRESSES")
+    cass.add_argument("--cluster-only", action="store_true", help="skip the one-node target")
+    cass.add_argument("--rounds", type=int, metavar="R", help="rounds per throughput measurement (default 3)")
+    cass.add_argument("--quick", action="store_true", help="a tiny smoke-test size")
+    cass.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    cass.add_argument("--save", action="store_true", help="also write the results into benchmarks/results/latest.json")
+
     table = sub.add_parser("table", help="the latest saved figures as a Markdown table (for the README)")
     table.add_argument("--results", type=Path, default=RESULTS_FILE)
     return top
@@ -148,7 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             rules=args.rules or scaleout.RULES, workers=args.workers, rounds=args.rounds, cassandra=args.cassandra,
             data=args.data,
         ), _log)
-    elif args.command == "run":
+        return _emit(args, result, human)
+    if args.command == "cassandra":
+        return _cassandra(args)
+    if args.command == "run":
         config = _config(args, suite.RunConfig, QUICK_RUN,
                          ("members", "events", "snapshot_every", "rounds", "append_rounds", "seed", "load_sample"))
         result = suite.run(config, _log)
@@ -157,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                          ("sizes", "aggregates", "snapshot_every", "intervals", "sim_members", "sim_days", "rounds",
                           "seed"))
         result = suite.scaling(config, _log)
+    return _emit(args, result, human)
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], summary: Callable[[dict[str, Any]], str]) -> int:
+    """Save (``--save``) and print the result: one JSON object (``--json``) or a summary."""
     if args.save:
         save(result)
         _log(f"saved to {RESULTS_FILE}")
@@ -164,8 +186,24 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(result, sys.stdout)
         sys.stdout.write("\n")
     else:
-        print(human(result))
+        print(summary(result))
     return 0
+
+
+def _cassandra(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from . import cassandra
+
+    sizes = cassandra.QUICK if args.quick else cassandra.Sizes()
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, rounds=args.rounds)
+    targets = [] if args.cluster_only else [("one node", args.url or cassandra.node_url())]
+    if args.cluster:
+        targets.append(("3-node cluster", cassandra.cluster_url(args.cluster)))
+    if not targets:
+        raise SystemExit("--cluster-only needs --cluster")
+    return _emit(args, cassandra.run(targets, sizes, _log), cassandra.human)
 
 
 if __name__ == "__main__":

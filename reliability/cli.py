@@ -5,11 +5,16 @@ duplicate, violation or error.
     python -m reliability run --scenarios crash --kills 300 --seed 11
     python -m reliability run --scenarios races --store-url 'cassandra://127.0.0.1:9042/es_rel?replication_factor=1'
     python -m reliability run --scenarios cassandra-failure     # opt-in: a 3-node cluster (see docs/reliability.md)
+    python -m reliability run --scenarios checked --size large  # every history-checked cluster scenario
     python -m reliability run --json
+    python -m reliability cluster start|status|stop             # the 3-node cluster, by hand
 
-Every option has an environment variable (``make reliability`` passes none):
+Every option has an environment variable (``make reliability`` passes ``--size``):
 ``ES_RELIABILITY_SCENARIOS``, ``ES_RELIABILITY_SEED``, ``ES_RELIABILITY_KILLS``,
-``ES_RELIABILITY_STORE_URL``, ``ES_RELIABILITY_CLUSTER=1`` (adds ``cassandra-failure``).
+``ES_RELIABILITY_STORE_URL``, ``ES_RELIABILITY_SIZE`` and ``ES_RELIABILITY_CLUSTER=1`` (adds the
+cluster scenarios: the seven history-checked ones, then ``cassandra-failure``).
+All cluster scenarios of a run share one cluster, started once (or, with ``--running-cluster``,
+the one ``python -m reliability cluster start`` left running).
 Races run on Cassandra too when ``--store-url`` names one, or when a node answers on
 ``ES_CASSANDRA_HOST:ES_CASSANDRA_PORT`` (default 127.0.0.1:9042) and the backend is installed;
 otherwise that row says why it was skipped.
@@ -30,16 +35,23 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .cluster import DEFAULT_HOME, Cluster, cluster_addresses, running_cluster, start_all
+from .cluster_scenarios import BY_NAME, SIZES
 from .report import ScenarioResult, as_json, format_table, run_passed
 
-SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "cassandra-failure")
+CHECKED = tuple(BY_NAME)  # history-checked, on the cluster
+SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", *CHECKED, "cassandra-failure")
 DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
+ON_CLUSTER = {*CHECKED, "cassandra-failure"}
+ALIASES = {"checked": CHECKED}
 RACE_KEYSPACE = "es_reliability"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.run is _cluster_command:
+        return _cluster_command(args)
     try:
         chosen = _scenarios(args.scenarios)
     except ValueError as exc:
@@ -64,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
         default=int(env("ES_RELIABILITY_KILLS", "100")),
         help="SIGKILLs in the crash scenario (default 100)",
     )
+    run.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default=env("ES_RELIABILITY_SIZE", "small"),
+        help="size of the history-checked cluster scenarios (default small; make reliability: large)",
+    )
+    run.add_argument(
+        "--running-cluster",
+        action="store_true",
+        help="use the cluster `python -m reliability cluster start` left running (and leave it running)",
+    )
     run.add_argument("--processes", type=int, default=8, help="racing processes (default 8)")
     run.add_argument("--commands", type=int, default=40, help="commands per racing process (default 40)")
     run.add_argument(
@@ -80,16 +103,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="keep the working files")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     run.set_defaults(run=_run)
+    cluster = sub.add_parser("cluster", help="start, inspect or stop the 3-node cluster by hand")
+    cluster.add_argument("action", choices=("start", "status", "stop"))
+    cluster.add_argument("--cluster-home", default=env("ES_RELIABILITY_CLUSTER_HOME", ""))
+    cluster.set_defaults(run=_cluster_command)
     return parser
 
 
 def _scenarios(text: str) -> list[str]:
     chosen = [s.strip() for s in text.split(",") if s.strip()] if text else list(DEFAULT)
     if not text and os.environ.get("ES_RELIABILITY_CLUSTER") == "1":
+        chosen += CHECKED
         chosen.append("cassandra-failure")
+    chosen = [n for name in chosen for n in ALIASES.get(name, (name,))]
     unknown = [s for s in chosen if s not in SCENARIOS]
     if unknown:
-        raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)} (or checked)")
     return chosen
 
 
@@ -98,16 +127,25 @@ def _run(args: argparse.Namespace, chosen: list[str]) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started, clock = datetime.now(UTC), time.perf_counter()
     results: list[ScenarioResult] = []
-    progress = None if args.json else _progress
-    try:
-        for name in chosen:
-            for runner in _runners(name, args, workdir):
+    progress = _progress  # stderr, so stdout keeps only the table or the JSON
+    extra: dict[str, object] = {}
+
+    def run_all(names: list[str], cluster: Cluster | None = None) -> None:
+        for name in names:
+            for runner in _runners(name, args, workdir, cluster):
                 if progress:
                     progress(f"running {name} ...")
                 results.append(runner())
                 if progress:
                     r = results[-1]
                     progress(f"  {r.scenario} ({r.store}): {r.status} in {r.seconds:.1f}s")
+
+    try:
+        run_all([n for n in chosen if n not in ON_CLUSTER])
+        # the node-failure scenario goes last: its final read stops two of the three nodes
+        on_cluster = sorted((n for n in chosen if n in ON_CLUSTER), key=lambda n: n == "cassandra-failure")
+        if on_cluster:
+            extra["cluster"] = _on_cluster(on_cluster, args, run_all, results, progress)
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -117,7 +155,7 @@ def _run(args: argparse.Namespace, chosen: list[str]) -> int:
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs"
     )
     if args.json:
-        print(as_json(results, started=started.isoformat(), seed=args.seed, wall_seconds=round(wall, 1)))
+        print(as_json(results, started=started.isoformat(), seed=args.seed, wall_seconds=round(wall, 1), **extra))
     else:
         print(format_table(results, header=header))
     return 0 if run_passed(results) else 1
@@ -127,7 +165,57 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callable[[], ScenarioResult]]:
+def _on_cluster(
+    names: list[str],
+    args: argparse.Namespace,
+    run_all: Callable[[list[str], Cluster], None],
+    results: list[ScenarioResult],
+    progress: Callable[[str], None] | None,
+) -> dict[str, object]:
+    """Run ``names`` on one cluster, started once for all of them; a cluster that cannot start
+    makes each of them an errored row. Returns the cluster's start figures."""
+    home = Path(args.cluster_home) if args.cluster_home else None
+    if progress:
+        progress("starting the 3-node cluster ..." if not args.running_cluster else "using the running cluster")
+    before = len(results)
+    try:
+        if args.running_cluster:
+            cluster = Cluster(home or DEFAULT_HOME, cluster_addresses())
+            run_all(names, cluster)
+            return {"addresses": cluster.addresses, "started_by": "python -m reliability cluster start"}
+        with running_cluster(home, keep=args.keep) as cluster:
+            if progress:
+                progress(f"  cluster up in {cluster.figures['cluster_ready_seconds']}s")
+            run_all(names, cluster)
+            return cluster.figures
+    except Exception as exc:  # the cluster did not start (or stop): every scenario not run says why
+        done = {r.scenario for r in results[before:]}
+        for name in names:
+            if name not in done:
+                results.append(ScenarioResult(name, "cassandra", error=f"cluster: {type(exc).__name__}: {exc}"))
+        return {"error": str(exc)}
+
+
+def _cluster_command(args: argparse.Namespace) -> int:
+    home = Path(args.cluster_home) if args.cluster_home else DEFAULT_HOME
+    cluster = Cluster(home, cluster_addresses())
+    if args.action == "start":
+        figures = start_all(cluster)
+        print(f"cluster {','.join(cluster.addresses)} up in {figures['cluster_ready_seconds']}s (home {home})")
+        return 0
+    if args.action == "stop":
+        for address in cluster.addresses:
+            cluster.stop(address)
+        print(f"cluster {','.join(cluster.addresses)} stopped")
+        return 0
+    done = cluster.nodetool(cluster.addresses[0], "status", timeout=60)
+    print(done.stdout or done.stderr)
+    return done.returncode
+
+
+def _runners(
+    name: str, args: argparse.Namespace, workdir: Path, cluster: Cluster | None = None
+) -> list[Callable[[], ScenarioResult]]:
     # imported here so that one scenario's missing dependency cannot stop the others
     if name == "crash":
         from .crash import run_crash
@@ -163,11 +251,16 @@ def _runners(name: str, args: argparse.Namespace, workdir: Path) -> list[Callabl
         from .outage import run_fallback
 
         return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
+    assert cluster is not None, name
     if name == "cassandra-failure":
         from .node_failure import run_node_failure
 
-        home = Path(args.cluster_home) if args.cluster_home else None
-        return [lambda: run_node_failure(workdir / "node-failure", seed=args.seed, home=home, keep=args.keep)]
+        return [lambda: run_node_failure(workdir / "node-failure", seed=args.seed, cluster=cluster)]
+    if name in CHECKED:
+        from .cluster_scenarios import run_checked
+
+        scenario = BY_NAME[name]
+        return [lambda: run_checked(scenario, cluster, workdir=workdir / "checked", seed=args.seed, size=args.size)]
     raise AssertionError(name)
 
 

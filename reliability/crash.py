@@ -178,7 +178,7 @@ def _watch_partial(reader: SQLiteStore, after: int, until: float) -> tuple[int, 
 
 
 def run_crash(
-    workdir: Path, *, seed: int, kills: int = 100, time_limit: float = 150.0, streams: int = 16, max_delay: float = 0.12
+    workdir: Path, *, seed: int, kills: int = 100, time_limit: float = 600.0, streams: int = 16, max_delay: float = 0.12
 ) -> ScenarioResult:
     result = ScenarioResult("crash", "sqlite", fault_kind="SIGKILLs", ack_kind="appends")
     with timed(result):

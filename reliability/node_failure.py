@@ -1,12 +1,9 @@
-"""A Cassandra node failure: a 3-node cluster on loopback, keyspace at replication factor 3,
-QUORUM writes; one node is SIGKILLed in the middle of a stream of commands and restarted while
-the stream goes on. Opt-in (``--scenarios cassandra-failure`` or ``ES_RELIABILITY_CLUSTER=1``):
-three JVMs need 2-4 GiB and a few minutes (figures in ``docs/reliability.md``).
-
-The nodes are started with ``scripts/cassandra-node`` in their own scratch directory
-(``--cluster-home``, default ``<repo>/.cassandra/reliability``) under their own cluster name,
-on 127.0.0.1-3, or on 127.0.0.11-13 when another node already holds 127.0.0.1
-(``ES_RELIABILITY_CLUSTER_ADDRESSES`` chooses). Every node this scenario starts, it stops.
+"""A Cassandra node failure: on the shared 3-node cluster (``reliability.cluster``), keyspace at
+replication factor 3, QUORUM writes; one node is SIGKILLed in the middle of a stream of commands
+and restarted while the stream goes on. Opt-in (``--scenarios cassandra-failure`` or
+``ES_RELIABILITY_CLUSTER=1``): three JVMs need 2-4 GiB and a few minutes (figures in
+``docs/reliability.md``). It runs after the other cluster scenarios: its last read stops two of
+the three nodes.
 
 Checks: appends continue while the node is down (commands that fail with a store error are
 retried with the same request id, so none is applied twice); every acknowledged event reads
@@ -20,11 +17,7 @@ raw driver (conditional inserts at QUORUM into a probe table), and the result sa
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -35,159 +28,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from .cluster import Cluster
 from .report import ScenarioResult, timed
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "scripts" / "cassandra-node"
 KEYSPACE = "es_node_failure"
-CLUSTER_NAME = "es-reliability"
-DEFAULT_HOME = ROOT / ".cassandra" / "reliability"
-TOKENS_PER_NODE = 4
-TIME_LIMIT = 1200.0  # seconds for the whole scenario, cluster start included
+TIME_LIMIT = 1200.0  # seconds for the whole scenario
 CLIENTS = 4  # threads streaming commands at once, each like a server of its own
-
-
-def _port_open(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def cluster_addresses() -> list[str]:
-    chosen = os.environ.get("ES_RELIABILITY_CLUSTER_ADDRESSES", "")
-    if chosen:
-        return [a.strip() for a in chosen.split(",") if a.strip()]
-    if _port_open("127.0.0.1", 9042) or _port_open("127.0.0.1", 7000):
-        return ["127.0.0.11", "127.0.0.12", "127.0.0.13"]  # 127.0.0.1 belongs to someone else's node
-    return ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-
-
-@dataclass
-class Cluster:
-    """Three nodes run by ``scripts/cassandra-node`` in one scratch directory of their own."""
-
-    home: Path
-    addresses: list[str]
-    heap: str = field(default_factory=lambda: os.environ.get("ES_RELIABILITY_CLUSTER_HEAP", "768m"))
-    started: set[str] = field(default_factory=set)
-    log: list[str] = field(default_factory=list)
-
-    def index(self, address: str) -> str:
-        return address.rsplit(".", 1)[1]
-
-    def _env(self, address: str | None = None) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "ES_CASSANDRA_HEAP": self.heap,
-            "ES_CASSANDRA_CLUSTER_NAME": CLUSTER_NAME,
-            "PARALLEL": "1",
-        }
-        if address is not None:
-            # a longer gossip settle than the script's 1 s default: a joining node must reach the
-            # seed within it, and a loaded CI machine missed that once
-            env.setdefault("ES_CASSANDRA_RING_DELAY_MS", "5000")
-            env["ES_CASSANDRA_NUM_TOKENS"] = str(TOKENS_PER_NODE)
-            env["ES_CASSANDRA_INITIAL_TOKEN"] = self.tokens(address)
-        return env
-
-    def tokens(self, address: str) -> str:
-        """This node's share of evenly spaced Murmur3 tokens, interleaved with the others'.
-        Chosen here rather than by Cassandra's allocator: a node that starts while gossip
-        still shows the previous one bootstrapping computes the same tokens from the same ring
-        and fails with "Bootstrap Token collision" (seen in CI)."""
-        nodes, i = len(self.addresses), self.addresses.index(address)
-        step = 2**64 // (nodes * TOKENS_PER_NODE)
-        # offset by half a step: the partitioner's minimum token (-2**63) is never a node's
-        return ",".join(str(-(2**63) + step // 2 + (i + nodes * j) * step) for j in range(TOKENS_PER_NODE))
-
-    def _args(self, command: str, address: str) -> list[str]:
-        return [
-            str(SCRIPT),
-            command,
-            "--home",
-            str(self.home),
-            "--node",
-            self.index(address),
-            "--address",
-            address,
-            "--seeds",
-            self.addresses[0],
-            "--cluster-name",
-            CLUSTER_NAME,
-            "--timeout",
-            "240",
-        ]
-
-    def start(self, address: str) -> float:
-        begin = time.monotonic()
-        self.started.add(address)  # before: a start that fails half-way is still ours to stop
-        for attempt in (1, 2):
-            done = subprocess.run(
-                self._args("start", address), env=self._env(address), capture_output=True, text=True, timeout=300
-            )
-            if done.returncode == 0:
-                break
-            if attempt == 2:
-                raise RuntimeError(f"node {address} did not start: {done.stderr[-1500:]}")
-            # A first start that failed to join (seen in CI under load: no seed contact within the
-            # ring delay) leaves a half-bootstrapped node: wipe it and join once more.
-            self.log.append(f"start {address} failed, retrying on a clean node: {done.stderr[-300:]!r}")
-            subprocess.run(self._args("clean", address), env=self._env(), capture_output=True, timeout=120)
-        seconds = time.monotonic() - begin
-        self.log.append(f"start {address}: {seconds:.0f}s")
-        return seconds
-
-    def start_later(self, address: str) -> subprocess.Popen[str]:
-        self.started.add(address)
-        return subprocess.Popen(
-            self._args("start", address),
-            env=self._env(address),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def pid(self, address: str) -> int:
-        return int((self.home / f"node{self.index(address)}" / "cassandra.pid").read_text().strip())
-
-    def kill9(self, address: str) -> None:
-        os.kill(self.pid(address), signal.SIGKILL)
-        self.log.append(f"SIGKILL {address}")
-
-    def stop(self, address: str) -> None:
-        subprocess.run(self._args("stop", address), env=self._env(), capture_output=True, timeout=120)
-
-    def nodetool(self, address: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self._args("nodetool", address), "--", *args],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def rss_mib(self) -> dict[str, int]:
-        out = {}
-        for address in self.addresses:
-            try:
-                status = Path(f"/proc/{self.pid(address)}/status").read_text()
-            except (OSError, ValueError):
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    out[address] = int(line.split()[1]) // 1024
-        return out
-
-    def stop_all(self) -> None:
-        """Stop every node this object started (and only those), in parallel."""
-        threads = [threading.Thread(target=self.stop, args=(a,)) for a in sorted(self.started)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=150)
-        self.started.clear()
 
 
 # -- the workload ------------------------------------------------------------------------------
@@ -232,53 +78,22 @@ def _submit(service: Any, command: Any, stream: Stream, deadline: float) -> Any:
 
 
 def run_node_failure(
-    workdir: Path, *, seed: int, home: Path | None = None, commands: int = 600, members: int = 12, keep: bool = False
+    workdir: Path, *, seed: int, cluster: Cluster, commands: int = 600, members: int = 12
 ) -> ScenarioResult:
-    """``home``: the nodes' scratch directory, deleted afterwards if this run created it (unless ``keep``)."""
+    """On ``cluster`` (started, all nodes up); leaves two of its nodes stopped (the last read)."""
     result = ScenarioResult("cassandra-failure", "cassandra", fault_kind="node kills", ack_kind="commands")
-    home = home or DEFAULT_HOME
-    fresh = not home.exists()
-    cluster = Cluster(home, cluster_addresses())
     with timed(result):
-        if not SCRIPT.exists():
-            result.skipped = f"{SCRIPT} is missing"
-            return result
+        cluster.wait_all()  # a node an earlier scenario restarted may still be starting
         try:
-            _run(result, cluster, seed, commands, members)
-        finally:
-            cluster.stop_all()
-            if fresh and not keep:
-                shutil.rmtree(home, ignore_errors=True)
-    result.figures["cluster_log"] = cluster.log
+            import es_core.stores.cassandra  # noqa: F401
+        except ImportError as exc:
+            result.figures["backend"] = f"es_core.stores.cassandra missing ({exc}); cluster checked with the raw driver"
+            _raw_probe(result, cluster, seed, commands)
+        else:
+            _with_store(result, cluster, seed, commands, members)
+        result.figures["rss_mib_at_end"] = cluster.rss_mib()
+    result.figures["cluster_log"] = list(cluster.log)
     return result
-
-
-def _run(result: ScenarioResult, cluster: Cluster, seed: int, commands: int, members: int) -> None:
-    t0 = time.monotonic()
-    for address in cluster.addresses:
-        if _port_open(address, 9042):
-            raise RuntimeError(f"{address}:9042 is already in use; set ES_RELIABILITY_CLUSTER_ADDRESSES")
-    starts = [cluster.start(a) for a in cluster.addresses]
-    status = cluster.nodetool(cluster.addresses[0], "status").stdout
-    up = sum(1 for line in status.splitlines() if line.startswith("UN"))
-    if up != 3:
-        raise RuntimeError(f"the cluster has {up} nodes up and normal, not 3:\n{status}")
-    result.figures.update(
-        {
-            "addresses": cluster.addresses,
-            "heap": cluster.heap,
-            "node_start_seconds": [round(s) for s in starts],
-            "cluster_ready_seconds": round(time.monotonic() - t0),
-        }
-    )
-    try:
-        import es_core.stores.cassandra  # noqa: F401
-    except ImportError as exc:
-        result.figures["backend"] = f"es_core.stores.cassandra missing ({exc}); cluster checked with the raw driver"
-        _raw_probe(result, cluster, seed, commands)
-    else:
-        _with_store(result, cluster, seed, commands, members)
-    result.figures["rss_mib_at_end"] = cluster.rss_mib()
 
 
 def _schedule(cluster: Cluster, stream: Stream, victim: str, commands: int) -> Callable[[int], None]:
@@ -300,11 +115,8 @@ def _schedule(cluster: Cluster, stream: Stream, victim: str, commands: int) -> C
 
 def _finish_restart(cluster: Cluster, schedule: Callable[[int], None], result: ScenarioResult) -> None:
     for process in schedule.restart:  # type: ignore[attr-defined]
-        begin = time.monotonic()
-        _, err = process.communicate(timeout=300)
-        if process.returncode != 0:
-            raise RuntimeError(f"the killed node did not come back: {err[-1500:]}")
-        result.figures["restart_wait_after_stream_seconds"] = round(time.monotonic() - begin)
+        waited = cluster.finish_start(process, cluster.addresses[2])
+        result.figures["restart_wait_after_stream_seconds"] = round(waited)
 
 
 def _with_store(result: ScenarioResult, cluster: Cluster, seed: int, commands: int, n_members: int) -> None:

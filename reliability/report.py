@@ -1,9 +1,12 @@
 """What every scenario reports, and the table ``python -m reliability run`` prints.
 
-Every scenario counts the same five things, so one table compares them: the faults it injected
-(kills, races, retries, malformed inputs, store failures, node kills), the operations the store
-or service acknowledged, acknowledged events that were lost, events stored twice, and broken
-invariants. A run passes when the last three are zero everywhere and no scenario errored.
+Every scenario counts the same things, so one table compares them: the faults it injected
+(kills, races, retries, malformed inputs, store failures, node kills, pauses, skewed clocks),
+the operations the store or service answered, acknowledged events that were lost, events stored
+twice, and broken invariants. The history-checked cluster scenarios also count operations whose
+outcome stayed unknown to the client (``unknown``, not a failure by itself) and events a
+projection never saw below its settled position (``skipped``). A run passes when lost,
+duplicates, skipped and violations are zero everywhere and no scenario errored.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class ScenarioResult:
     lost: int = 0
     duplicates: int = 0
     violations: int = 0
+    unknown: int | None = None  # outcomes the client never learnt (history-checked scenarios only)
+    unseen: int = 0  # events a projection skipped below its settled position
     seconds: float = 0.0
     skipped: str = ""  # why, when the scenario could not run here
     error: str = ""  # the exception that stopped the scenario, if any
@@ -44,7 +49,7 @@ class ScenarioResult:
             return ERROR
         if self.skipped:
             return SKIPPED
-        if self.lost or self.duplicates or self.violations:
+        if self.lost or self.duplicates or self.violations or self.unseen:
             return FAILED
         return OK
 
@@ -57,6 +62,8 @@ class ScenarioResult:
             self.duplicates += 1
         elif kind == "violation":
             self.violations += 1
+        elif kind == "skipped":
+            self.unseen += 1
         else:
             raise ValueError(f"unknown problem kind {kind!r}")
         if category:
@@ -106,17 +113,19 @@ def _n(value: int) -> str:
 
 
 _COLUMNS: list[tuple[str, int, Callable[[ScenarioResult], str]]] = [
-    ("scenario", 18, lambda r: r.scenario),
+    ("scenario", 20, lambda r: r.scenario),
     ("store", 9, lambda r: r.store),
     ("faults injected", 22, lambda r: "-" if r.skipped else f"{_n(r.faults)} {r.fault_kind}"),
-    ("acknowledged", 22, lambda r: "-" if r.skipped else f"{_n(r.acknowledged)} {r.ack_kind}"),
+    ("operations", 22, lambda r: "-" if r.skipped else f"{_n(r.acknowledged)} {r.ack_kind}"),
+    ("unknown", 7, lambda r: "-" if r.unknown is None else _n(r.unknown)),
     ("lost", 5, lambda r: _n(r.lost)),
     ("dupl.", 5, lambda r: _n(r.duplicates)),
+    ("skip.", 5, lambda r: _n(r.unseen)),
     ("viol.", 5, lambda r: _n(r.violations)),
     ("time", 7, lambda r: f"{r.seconds:.1f}s"),
     ("status", 7, lambda r: r.status),
 ]
-_RIGHT = {"lost", "dupl.", "viol.", "time"}
+_RIGHT = {"unknown", "lost", "dupl.", "skip.", "viol.", "time"}
 
 
 def _row(cells: list[str]) -> str:
@@ -143,8 +152,10 @@ def format_table(results: list[ScenarioResult], *, header: str = "") -> str:
                 f"{len(ran)} run",
                 f"{_n(sum(r.faults for r in ran))} faults",
                 f"{_n(sum(r.acknowledged for r in ran))} operations",
+                _n(sum(r.unknown or 0 for r in ran)),
                 _n(sum(r.lost for r in results)),
                 _n(sum(r.duplicates for r in results)),
+                _n(sum(r.unseen for r in results)),
                 _n(sum(r.violations for r in results)),
                 f"{sum(r.seconds for r in results):.1f}s",
                 "PASS" if run_passed(results) else "FAIL",
@@ -174,6 +185,8 @@ def as_json(results: list[ScenarioResult], **extra: Any) -> str:
                 "acknowledged": sum(r.acknowledged for r in results),
                 "lost": sum(r.lost for r in results),
                 "duplicates": sum(r.duplicates for r in results),
+                "unknown": sum(r.unknown or 0 for r in results),
+                "skipped_by_projection": sum(r.unseen for r in results),
                 "violations": sum(r.violations for r in results),
                 "seconds": round(sum(r.seconds for r in results), 2),
             },

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reliability.cli import _scenarios, main
+from reliability.cli import CHECKED, ON_CLUSTER, _scenarios, main
 from reliability.report import ScenarioResult, format_table, run_passed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +40,14 @@ def test_unknown_scenario_is_a_usage_error(capsys: object) -> None:
     assert done.returncode == 2 and "unknown scenarios" in done.stderr
 
 
-def test_the_cluster_scenario_is_opt_in(monkeypatch: object) -> None:
+def test_the_cluster_scenarios_are_opt_in(monkeypatch: object) -> None:
     monkeypatch.delenv("ES_RELIABILITY_CLUSTER", raising=False)  # type: ignore[attr-defined]
-    assert "cassandra-failure" not in _scenarios("")
+    assert not set(_scenarios("")) & ON_CLUSTER
     monkeypatch.setenv("ES_RELIABILITY_CLUSTER", "1")  # type: ignore[attr-defined]
-    assert _scenarios("")[-1] == "cassandra-failure"
+    chosen = _scenarios("")
+    assert chosen[-1] == "cassandra-failure" and set(CHECKED) <= set(chosen)
     assert _scenarios("crash, races") == ["crash", "races"]
+    assert _scenarios("checked") == list(CHECKED) and len(CHECKED) == 7
 
 
 def test_the_table_fails_on_any_loss_duplicate_violation_or_error() -> None:
@@ -64,10 +66,15 @@ def test_the_table_fails_on_any_loss_duplicate_violation_or_error() -> None:
 def test_main_returns_non_zero_when_a_scenario_fails(monkeypatch: object, tmp_path: Path) -> None:
     import reliability.cli as cli
 
-    def failing(name: str, args: object, workdir: Path) -> list[object]:
+    def failing(name: str, args: object, workdir: Path, cluster: object = None) -> list[object]:
         result = ScenarioResult(name, "sqlite")
         result.problem("lost", "planted")
         return [lambda: result]
 
     monkeypatch.setattr(cli, "_runners", failing)  # type: ignore[attr-defined]
     assert main(["run", "--scenarios", "crash", "--workdir", str(tmp_path), "--json"]) == 1
+
+
+def test_the_cluster_command_stops_only_nodes_of_its_home(tmp_path: Path, capsys: object) -> None:
+    assert main(["cluster", "stop", "--cluster-home", str(tmp_path)]) == 0  # nothing ran there: nothing to do
+    assert "stopped" in capsys.readouterr().out  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from downloads import RequestForgottenError, Subscribe
 from es_core import StoreUnavailableError
-from reliability.node_failure import TOKENS_PER_NODE, Cluster, Stream, _submit
+from reliability.cluster import TOKENS_PER_NODE, Cluster
+from reliability.node_failure import Stream, _submit
 from reliability.workload import BASE_TIME
 
 
