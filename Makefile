@@ -35,8 +35,10 @@ docs: setup  ## the documentation site in artifacts/site/ (notebooks executed in
 test: setup  ## lint + the whole test suite (starts a Cassandra node when Java and Maven are present)
 	bash scripts/run-tests
 
-lint: setup
+lint: setup  ## ruff, the import contracts and the type check (as the test run starts)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff format es_core downloads workbench benchmarks reliability tests

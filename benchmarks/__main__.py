@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import suite
-from .chart_data import RESULTS_FILE, markdown_table, scaling_markdown
+from . import run as run_suite
+from . import scaling as scaling_suite
+from .tables import RESULTS_FILE, markdown_table, scaling_markdown
 
 QUICK_RUN = {"members": 20, "events": 20, "snapshot_every": 5, "rounds": 2, "append_rounds": 2, "read_rounds": 1,
              "load_sample": 10, "append_members": 2, "append_commands": 10}
@@ -166,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cassandra":
         return _cassandra(args)
     if args.command == "run":
-        config = _config(args, suite.RunConfig, QUICK_RUN,
+        config = _config(args, run_suite.RunConfig, QUICK_RUN,
                          ("members", "events", "snapshot_every", "rounds", "append_rounds", "seed", "load_sample"))
-        result = suite.run(config, _log)
+        result = run_suite.run(config, _log)
     else:
-        config = _config(args, suite.ScalingConfig, QUICK_SCALING,
+        config = _config(args, scaling_suite.ScalingConfig, QUICK_SCALING,
                          ("sizes", "aggregates", "snapshot_every", "intervals", "sim_members", "sim_days", "rounds",
                           "seed"))
-        result = suite.scaling(config, _log)
+        result = scaling_suite.scaling(config, _log)
     return _emit(args, result, human)
 
 

@@ -270,8 +270,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _existing(url: str) -> EventStore:
     """Open a store that must already hold events (a typo in a path would otherwise create one)."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite" and not Path(parts.path[1:]).exists():
+    if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
         raise LookupError(f"no store at {url}")
     return open_store(url)
 

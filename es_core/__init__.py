@@ -34,7 +34,18 @@ from .errors import (
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
-from .events import AppendResult, Expect, ExpectedVersion, NewEvent, RecordedEvent, Snapshot, event_id_from
+from .events import (
+    AppendResult,
+    Expect,
+    ExpectedVersion,
+    NewEvent,
+    PayloadRow,
+    PreparedEvent,
+    RecordedEvent,
+    Snapshot,
+    StoredEvent,
+)
+from .ids import event_id_from
 from .limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LENGTH
 from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
@@ -71,7 +82,9 @@ __all__ = [
     "JsonlArchive",
     "MemoryStore",
     "NewEvent",
+    "PayloadRow",
     "PayloadTooLargeError",
+    "PreparedEvent",
     "Projection",
     "ProjectionRunner",
     "RecordedEvent",
@@ -88,6 +101,7 @@ __all__ = [
     "StoreSplit",
     "StoreTimeoutError",
     "StoreUnavailableError",
+    "StoredEvent",
     "StreamNotFoundError",
     "UnhandledEventError",
     "UnknownEventTypeError",

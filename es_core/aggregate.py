@@ -12,13 +12,14 @@ from .errors import SnapshotError, UnhandledEventError
 
 S = TypeVar("S", bound=msgspec.Struct)
 Handler = Callable[[Any, Any], None]
+_STATE_DECODERS: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
 
 
 def applies(event_cls: type[DomainEvent]) -> Callable[[Handler], Handler]:
     """Mark an aggregate method as the handler that applies ``event_cls`` to the state."""
 
     def mark(fn: Handler) -> Handler:
-        fn._applies_to = event_cls  # type: ignore[attr-defined]
+        fn._applies_to = event_cls  # type: ignore[attr-defined]  # a marker on the function object, read by __init_subclass__
         return fn
 
     return mark
@@ -52,7 +53,7 @@ class Aggregate(Generic[S]):
         self.stream_id = self.stream_id_for(aggregate_id)  # once: every save and load names it
         self.version = 0  # events stored so far (as loaded or saved)
         self.pending: list[DomainEvent] = []
-        self.state: S = self.State()  # type: ignore[assignment]
+        self.state: S = self.State()  # type: ignore[assignment]  # State is S's class; a ClassVar cannot name S
         self.replayed_on_load = 0  # events applied after the snapshot (if any) at the last load
         self.snapshot_version = 0  # version of the snapshot this instance was loaded from or saved
 
@@ -77,9 +78,12 @@ class Aggregate(Generic[S]):
         return msgspec.json.encode(self.state)
 
     def restore_state(self, state: bytes) -> None:
+        decoder = _STATE_DECODERS.get(self.State)
+        if decoder is None:  # one per State class: a prepared decoder, not a type lookup per load
+            decoder = _STATE_DECODERS[self.State] = msgspec.json.Decoder(self.State)
         try:
-            self.state = msgspec.json.decode(state, type=self.State)  # type: ignore[assignment]
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.state = decoder.decode(state)
+        except msgspec.DecodeError as exc:  # includes ValidationError
             raise SnapshotError(f"{type(self).__name__} snapshot does not decode: {exc}") from exc
 
     def __repr__(self) -> str:

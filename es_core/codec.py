@@ -16,9 +16,6 @@ Step kinds, each returning zero or more (event type, schema version, data) shape
 from __future__ import annotations
 
 import copy
-import os
-import random
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +25,7 @@ from uuid import UUID
 import msgspec
 import msgspec.inspect
 
+from .encoding import NO_METADATA, encode_data, encodes_as_strict_json
 from .errors import (
     EventDecodeError,
     EventSourcingError,
@@ -36,8 +34,9 @@ from .errors import (
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
-from .events import NewEvent, RecordedEvent, uuid_from_int
-from .limits import NO_METADATA, PreparedEvent, check_event_type, encode_data
+from .events import NewEvent, PreparedEvent, RecordedEvent
+from .ids import time_ordered_id
+from .validation import check_event_type
 
 Shape = tuple[str, int, dict[str, Any]]
 Step = Callable[[dict[str, Any]], list[Shape]]
@@ -99,6 +98,7 @@ class EventRegistry:
         self._retired: dict[str, int] = {}
         self._validated = False
         self._decoders: dict[type[DomainEvent], msgspec.json.Decoder[Any]] = {}
+        self._current: dict[str, tuple[int, Callable[[bytes], DomainEvent]]] | None = None
         # per class that prepare() has checked once: (event type, schema version, encodes directly)
         self._prepared_as: dict[type[DomainEvent], tuple[str, int, bool]] = {}
         self.tolerant = tolerant
@@ -118,7 +118,7 @@ class EventRegistry:
         if cls.schema_version < cls.first_schema_version:
             raise UpcasterChainError(f"{name}: schema_version is below first_schema_version")
         self._classes[name] = cls
-        self._validated = False
+        self._changed()
         return cls
 
     def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
@@ -173,7 +173,7 @@ class EventRegistry:
         if event_type in self._retired:
             raise UpcasterChainError(f"event type {event_type!r} is retired twice")
         self._retired[event_type] = upto_version
-        self._validated = False
+        self._changed()
 
     def _add(self, event_type: str, from_version: int, info: _StepInfo) -> None:
         key = (event_type, from_version)
@@ -182,7 +182,11 @@ class EventRegistry:
         if not isinstance(from_version, int) or from_version < 1:
             raise UpcasterChainError(f"upcaster from-version must be >= 1, not {from_version!r}")
         self._steps[key] = info
+        self._changed()
+
+    def _changed(self) -> None:
         self._validated = False
+        self._current = None
 
     # -- checking ------------------------------------------------------------------------
 
@@ -250,8 +254,8 @@ class EventRegistry:
     def prepare(
         self, event: DomainEvent, *, event_id: UUID | None = None, metadata: bytes = NO_METADATA
     ) -> PreparedEvent:
-        """A typed event encoded for ``EventStore._append_prepared``, with ``metadata`` encoded
-        already (``es_core.limits.encode_metadata``), so a batch shares one encoding of it.
+        """A typed event encoded for ``EventStore.append_prepared``, with ``metadata`` encoded
+        already (``es_core.encoding.encode_metadata``), so a batch shares one encoding of it.
 
         A class whose fields can only hold strict JSON (no floats, which JSON cannot keep as NaN
         or infinity, and no ``Any``) is encoded straight from the struct; any other class goes
@@ -271,7 +275,7 @@ class EventRegistry:
     def encodes_directly(cls: type[DomainEvent]) -> bool:
         """Whether ``prepare`` encodes ``cls`` straight from the struct, its fields holding only
         strict JSON, rather than through ``EventStore.append``'s checks (a float or ``Any`` field)."""
-        return _encodes_as_strict_json(msgspec.inspect.type_info(cls))
+        return encodes_as_strict_json(msgspec.inspect.type_info(cls))
 
     def _registered(self, event: DomainEvent) -> type[DomainEvent]:
         cls = type(event)
@@ -357,11 +361,8 @@ class EventRegistry:
         ``decode``. ``stream_id`` and ``version`` only name the event in errors."""
         cls = self._classes.get(event_type)
         if self._validated and cls is not None and cls.schema_version == schema_version:
-            decoder = self._decoders.get(cls)
-            if decoder is None:
-                decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
             try:
-                return [decoder.decode(data)]
+                return [self._decoder(cls).decode(data)]
             except msgspec.DecodeError as exc:  # includes ValidationError
                 raise EventDecodeError(
                     f"stored event ({event_type} v{schema_version}, stream {stream_id!r} v{version}) "
@@ -373,6 +374,26 @@ class EventRegistry:
             raise EventDecodeError(f"stored event (stream {stream_id!r} v{version}) is not JSON: {exc}") from exc
         shapes = self._upcast_shape_or_skip(event_type, schema_version, payload)
         return self._typed(shapes, event_type, schema_version, stream_id, version)
+
+    def current_decoders(self) -> Mapping[str, tuple[int, Callable[[bytes], DomainEvent]]]:
+        """Each registered event type's current schema version and a function that decodes a
+        JSON payload of that version straight into its class: ``decode_json``'s common case
+        without its call, for replays. A payload that does not fit raises ``msgspec`` errors
+        here; ``decode_json`` reports the same payload as ``EventDecodeError``."""
+        if not self._validated:
+            self.validate()
+        current = self._current
+        if current is None:
+            current = self._current = {
+                name: (cls.schema_version, self._decoder(cls).decode) for name, cls in self._classes.items()
+            }
+        return current
+
+    def _decoder(self, cls: type[DomainEvent]) -> msgspec.json.Decoder[Any]:
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = msgspec.json.Decoder(cls)
+        return decoder
 
     def _typed(
         self, shapes: list[Shape], event_type: str, schema_version: int, stream_id: str, version: int,
@@ -411,65 +432,6 @@ class EventRegistry:
                 yield Decoded(record, event)
 
 
-_STRICT_LEAVES = (
-    msgspec.inspect.StrType,
-    msgspec.inspect.IntType,
-    msgspec.inspect.BoolType,
-    msgspec.inspect.NoneType,
-    msgspec.inspect.DateTimeType,
-    msgspec.inspect.DateType,
-    msgspec.inspect.TimeType,
-    msgspec.inspect.UUIDType,
-)
-
-
-def _encodes_as_strict_json(info: msgspec.inspect.Type, seen: set[type] | None = None) -> bool:
-    """Whether every value of this type encodes to JSON that decodes back to the same value,
-    with nothing ``EventStore.append`` would refuse: the condition for ``prepare`` to skip the
-    payload walk. Unknown kinds answer False (the checked path), never a guess."""
-    i = msgspec.inspect
-    if isinstance(info, _STRICT_LEAVES):
-        return True
-    if isinstance(info, i.LiteralType):
-        return all(type(v) in (str, int) for v in info.values)
-    if isinstance(info, i.EnumType):
-        return all(type(m.value) in (str, int) for m in info.cls)
-    if isinstance(info, (i.ListType, i.SetType, i.FrozenSetType, i.VarTupleType)):
-        return _encodes_as_strict_json(info.item_type, seen)
-    if isinstance(info, i.TupleType):
-        return all(_encodes_as_strict_json(t, seen) for t in info.item_types)
-    if isinstance(info, i.DictType):  # str keys only: other keys would be stringified silently
-        return isinstance(info.key_type, i.StrType) and _encodes_as_strict_json(info.value_type, seen)
-    if isinstance(info, i.UnionType):
-        return all(_encodes_as_strict_json(t, seen) for t in info.types)
-    if isinstance(info, i.StructType):
-        seen = seen if seen is not None else set()
-        if info.cls in seen:  # a recursive struct: its fields are being checked already
-            return True
-        seen.add(info.cls)
-        return all(_encodes_as_strict_json(f.type, seen) for f in info.fields)
-    return False
-
-
-def time_ordered_id() -> UUID:
-    """A fresh random event id whose leading 48 bits are the Unix time in milliseconds, in
-    RFC 9562's version-7 layout (74 random bits follow). Ids made one after another sort
-    near each other, so a store's unique index on event ids grows at its right edge instead
-    of touching a random page per append."""
-    ms = _time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
-    return uuid_from_int(ms << 80 | _random_bits(80) & _V7_RANDOM | _V7_MARKS)
-
-
-# Event ids must be unique, not secret (they name events; they guard nothing), so their random
-# bits come from a generator seeded from the OS once per process rather than a system call per
-# id. Its C-level draw is atomic under the GIL (thread-safe), and a forked child reseeds, so
-# parent and child never draw the same bits.
-_ID_RANDOM = random.Random(os.urandom(32))
-_random_bits = _ID_RANDOM.getrandbits
-os.register_at_fork(after_in_child=lambda: _ID_RANDOM.seed(os.urandom(32)))
-_time_ns = time.time_ns
-_V7_MARKS = 0x7 << 76 | 0b10 << 62  # version 7 and the RFC variant
-_V7_RANDOM = (1 << 80) - 1 & ~(0xF << 76 | 0b11 << 62)  # the low 80 bits less those marks: 74
 _to_builtins = msgspec.to_builtins
 
 __all__ = ["Decoded", "DomainEvent", "EventRegistry", "SchemaError"]

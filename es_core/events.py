@@ -1,4 +1,6 @@
-"""The store's own records: events on their way in, events as stored, snapshots, append results.
+"""The store's own records: an event on its way in (``NewEvent``, then ``PreparedEvent`` once
+validated and encoded), as a backend keeps it (``StoredEvent``: payloads as bytes), and as users
+read it (``RecordedEvent``: payloads decoded); snapshots and append results.
 
 Event payloads are plain JSON-compatible dicts; the type name and schema version travel beside
 them as data, never as a Python import path, so moving a class cannot orphan history.
@@ -7,11 +9,10 @@ them as data, never as a Python import path, so moving a class cannot orphan his
 from __future__ import annotations
 
 import enum
-import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -38,9 +39,46 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     metadata: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event as stored. ``version`` counts from 1 within the stream; ``position`` orders the
-    global log in commit order."""
+class PreparedEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event validated and with its payload encoded once, ready for any backend: what
+    ``EventStore.append`` makes of a ``NewEvent``, and what ``EventRegistry.prepare`` makes of a
+    typed event for ``EventStore.append_prepared``. (Its fields cannot hold a reference cycle,
+    so the garbage collector need not track it: one command makes one.)"""
+
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+
+
+class StoredEvent(NamedTuple):
+    """An event as a backend stores and returns it: the payloads are the JSON bytes that were
+    written, the event id its 16 bytes, the time microseconds since the Unix epoch (UTC).
+    ``EventStore`` decodes it into a ``RecordedEvent`` in one place (``es_core.encoding``).
+
+    A tuple, so a backend may hand over rows in this field order as its driver returns them
+    (SQLite does) without building a record per event."""
+
+    stream_id: str
+    version: int
+    position: int
+    event_id: bytes
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+    recorded_at: int
+
+
+PayloadRow = tuple[int, str, int, bytes]
+"""(version, event type, schema version, JSON data) of a stored event: what a replay needs
+(``EventStore.read_stream_payloads``)."""
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored, payloads decoded. ``version`` counts from 1 within the stream;
+    ``position`` orders the global log in commit order."""
 
     stream_id: str
     version: int
@@ -80,42 +118,3 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     state_schema_version: int
     state: bytes
     taken_at: datetime
-
-
-def event_id_from(*parts: object) -> uuid.UUID:
-    """A deterministic event id derived from request data (e.g. a request id and an index),
-    so that a retried request produces the same ids and the store recognises the retry.
-
-    Exactly ``uuid.uuid5(namespace, "\\x1f".join(map(str, parts)))``, computed without the
-    generic constructor: a service derives one per event it records."""
-    digest = _sha1(_NAMESPACE_BYTES + "\x1f".join(map(str, parts)).encode()).digest()
-    return uuid_from_int(int.from_bytes(digest[:16]) & _V5_CLEAR | _V5_SET)
-
-
-def uuid_from_int(value: int) -> uuid.UUID:
-    """``uuid.UUID(int=value)`` for a value known to be a 128-bit int, without the constructor's
-    argument parsing (most of an id's cost on the append path). UUID keeps its state in two
-    slots, set here as ``uuid`` itself sets them when it unpickles one."""
-    made = _new_uuid(uuid.UUID)
-    _set_int(made, value)
-    _set_is_safe(made, _UNKNOWN_SAFETY)
-    return made
-
-
-def uuid_from_bytes(value: bytes) -> uuid.UUID:
-    """``uuid.UUID(bytes=value)`` in a quarter of the time: reading the log makes one per event."""
-    if len(value) != 16:
-        raise ValueError(f"a UUID is 16 bytes, not {len(value)}")
-    return uuid_from_int(int.from_bytes(value))
-
-
-_NAMESPACE = uuid.UUID("6f1f0a52-3a51-4c49-9a4b-2f4f3b0d1e77")
-_NAMESPACE_BYTES = _NAMESPACE.bytes
-_V5_CLEAR = ~(0xF000 << 64 | 0xC000 << 48) & (1 << 128) - 1  # the version and variant bits...
-_V5_SET = 5 << 76 | 0x8000 << 48  # ...set to version 5, RFC 4122 variant
-_sha1 = hashlib.sha1
-_new_uuid = uuid.UUID.__new__
-# the slots' own descriptors: half the cost of object.__setattr__, which looks the name up first
-_set_int = uuid.UUID.int.__set__  # type: ignore[attr-defined]
-_set_is_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined]
-_UNKNOWN_SAFETY = uuid.SafeUUID.unknown

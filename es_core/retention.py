@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -40,7 +41,7 @@ class JsonlArchive:
 
 
 def archive_before_snapshot(
-    repository: Repository,  # type: ignore[type-arg]
+    repository: Repository[Any],
     aggregate_id: str,
     archive: Archive | None = None,
 ) -> int:

@@ -1,6 +1,8 @@
 """A store that fails on demand: a real ``EventStore`` around another one, not a mock.
 
-It passes every call through to the wrapped store until told to fail. Failure modes:
+It is a backend like any other: its backend methods pass every call through to the wrapped
+store's (the public methods, validation and decoding stay ``EventStore``'s own), until told to
+fail. Failure modes:
 
 * ``"unavailable"``          every call raises ``StoreUnavailableError`` (connection refused, no replica)
 * ``"timeout"``              every call raises ``StoreTimeoutError`` and nothing is written
@@ -18,11 +20,17 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
 
-import msgspec
-
-from es_core import EventStore, StoreTimeoutError, StoreUnavailableError
-from es_core.events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
-from es_core.limits import PreparedEvent
+from es_core import (
+    AppendResult,
+    EventStore,
+    ExpectedVersion,
+    PayloadRow,
+    PreparedEvent,
+    Snapshot,
+    StoredEvent,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
 from es_core.splits import StoreSplit
 
 Mode = Literal["unavailable", "timeout", "timeout_after_write"]
@@ -95,30 +103,21 @@ class FlakyStore(EventStore):
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         self._check("read")
-        return self.inner.read_stream(stream_id, after=after, upto=upto, limit=limit, reverse=reverse)
+        return self.inner._read_stream(stream_id, after, upto, limit, reverse)
 
-    def read_stream_payloads(
-        self, stream_id: str, *, after: int = 0, upto: int | None = None
-    ) -> list[tuple[int, str, int, bytes]]:
-        """The repository's fast replay path, failing like every other read."""
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         self._check("read")
-        fast = getattr(self.inner, "read_stream_payloads", None)
-        if fast is not None:
-            return fast(stream_id, after=after, upto=upto)  # type: ignore[no-any-return]
-        return [
-            (r.version, r.event_type, r.schema_version, msgspec.json.encode(r.data))
-            for r in self.inner.read_stream(stream_id, after=after, upto=upto)
-        ]
+        return self.inner._read_stream_payloads(stream_id, after, upto)
 
     def _stream_version(self, stream_id: str) -> int:
         self._check("version")
-        return self.inner.stream_version(stream_id)
+        return self.inner._stream_version(stream_id)
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         self._check("read_all")
-        return self.inner.read_all(after=after, limit=limit, page_size=page_size)
+        return self.inner._read_all(after, limit, page_size)
 
     def head_position(self) -> int:
         self._check("head")
@@ -136,21 +135,21 @@ class FlakyStore(EventStore):
         self._check("split")
         return self.inner.split(count)
 
-    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
         self._check("read_split")
-        return self.inner.read_split(split, page_size=page_size)
+        return self.inner._read_split(split, page_size)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         self._check("snapshot")
-        self.inner.save_snapshot(snapshot)
+        self.inner._save_snapshot(snapshot)
 
     def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None:
         self._check("snapshot")
-        return self.inner.latest_snapshot(stream_id, upto=upto)
+        return self.inner._latest_snapshot(stream_id, upto)
 
     def _snapshot_versions(self, stream_id: str) -> list[int]:
         self._check("snapshot")
-        return self.inner.snapshot_versions(stream_id)
+        return self.inner._snapshot_versions(stream_id)
 
     def _delete_snapshots(self, stream_id: str, versions: list[int]) -> None:
         self._check("snapshot")
@@ -158,7 +157,7 @@ class FlakyStore(EventStore):
 
     def _truncate_stream(self, stream_id: str, before_version: int) -> int:
         self._check("truncate")
-        return self.inner.truncate_stream(stream_id, before_version)
+        return self.inner._truncate_stream(stream_id, before_version)
 
     def close(self) -> None:
         self.inner.close()

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pandas as pd
 
 from es_core import ConcurrencyError, EventStore, NewEvent, RecordedEvent, open_store
+from es_core.stores import sqlite_path
 
 from .settings import notebook_store, notebook_store_url, settings, with_query
 
@@ -114,8 +115,7 @@ def distributed_store(
 def table_layout(store: EventStore) -> dict[str, str]:
     """The store's tables as DDL, by name: CQL on Cassandra; SQL on SQLite, with its triggers."""
     if store.scheme == "sqlite":
-        path = urlsplit(store.url).path
-        with sqlite3.connect(f"file:{path[1:] if path.startswith('//') else path}?mode=ro", uri=True) as db:
+        with sqlite3.connect(f"file:{sqlite_path(store.url)}?mode=ro", uri=True) as db:
             rows = db.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'trigger') ORDER BY type, name"
             ).fetchall()

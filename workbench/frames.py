@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks import chart_data
 from es_core import EventRegistry, EventStore, RecordedEvent
+
+from .benchmark_results import run_rows, scaling_rows
 
 RECORD_COLUMNS = ["position", "stream_id", "version", "event_type", "schema_version", "recorded_at"]
 Progress = Callable[[int, int], None]
@@ -249,7 +250,7 @@ def benchmark_frame(source: str | Path | dict[str, Any] | None = None) -> pd.Dat
     (``es_core``, ``floor``, ``floor_with_id_key``, ``peer``) with its ``value`` in ``unit``,
     and ``vs_floor``, the value over plain sqlite3's for the same figure (1.0 = the floor).
     ``source``: a results file or dict; by default the results committed with the project."""
-    frame = pd.DataFrame(chart_data.run_rows(source))
+    frame = pd.DataFrame(run_rows(source))
     if frame.empty:
         raise ValueError("no benchmark run in the results: run `python -m benchmarks run --save`")
     floor = frame[frame["implementation"] == "floor"].set_index("figure")["value"]
@@ -260,7 +261,7 @@ def benchmark_scaling_frame(source: str | Path | dict[str, Any] | None = None) -
     """The saved ``python -m benchmarks scaling`` load latencies: a row per history length
     (``events``), implementation and snapshots on/off, named together in ``variant``, with
     ``p50_ms`` and ``p99_ms`` per load."""
-    frame = pd.DataFrame(chart_data.scaling_rows(source))
+    frame = pd.DataFrame(scaling_rows(source))
     if frame.empty:
         raise ValueError("no scaling run in the results: run `python -m benchmarks scaling --save`")
     how = frame["snapshots"].map({True: "snapshot + tail", False: "full replay"})

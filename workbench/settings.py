@@ -75,7 +75,7 @@ def notebook_store_url(name: str, base_url: str | None = None) -> str:
         return f"sqlite:///{NOTEBOOK_DATA / f'{name}.db'}"
     parts = urlsplit(base)
     if parts.scheme == "sqlite":
-        raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+        raw = sqlite_path(base)
         path = Path(raw) if Path(raw).is_absolute() else PROJECT_ROOT / raw
         query = f"?{parts.query}" if parts.query else ""
         own = path.with_name(f"{path.stem}-{name}{path.suffix or '.db'}")

@@ -1,5 +1,15 @@
-"""The event store contract. Public methods validate input once, here, and delegate to a
-backend's private methods, so every backend refuses bad input identically and writes nothing.
+"""The event store contract, and the port every backend plugs into.
+
+``EventStore``'s public methods are what applications call. They validate input once, here,
+then call the backend's methods (the ones whose names start with ``_``), so every backend
+refuses bad input identically and writes nothing. The backend interface is bytes-level: a
+backend stores ``PreparedEvent``s and returns ``StoredEvent``s (payloads as the JSON bytes that
+were written), and ``EventStore`` decodes them in one place (``es_core.encoding``), where
+unreadable stored bytes become ``StoreCorruptionError`` whichever backend they came from.
+
+Two public methods exist for the repository's hot paths and have defaults a backend may
+override with a faster query: ``append_prepared`` (events encoded by an ``EventRegistry``) and
+``read_stream_payloads`` (a replay's four columns, payloads undecoded).
 
 Every backend must pass ``tests/contract`` unchanged.
 """
@@ -7,41 +17,28 @@ Every backend must pass ``tests/contract`` unchanged.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
+from ..clock import Clock, micros, moment, utc_now
+from ..encoding import decode_stored_page, decode_stored_pages
 from ..errors import ConcurrencyError, DuplicateEventIdError, InvalidInputError, SnapshotError
-from ..events import AppendResult, Expect, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
-from ..limits import (
-    MAX_PAYLOAD_BYTES,
+from ..events import (
+    AppendResult,
+    Expect,
+    ExpectedVersion,
+    NewEvent,
+    PayloadRow,
     PreparedEvent,
-    check_expected_version,
-    check_prepared,
-    check_stream_id,
-    check_version_bound,
-    prepare_events,
+    RecordedEvent,
+    Snapshot,
+    StoredEvent,
 )
+from ..limits import MAX_PAYLOAD_BYTES
 from ..splits import StoreSplit, check_split, check_split_count
+from ..validation import Validation, check_expected_version, check_version_bound
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the Unix epoch, as backends store times (exact integer arithmetic)."""
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def moment(micros: int) -> datetime:
-    """The UTC datetime of a stored microsecond count (a few times faster than fromtimestamp)."""
-    return _EPOCH + timedelta(0, 0, micros)
+__all__ = ["Clock", "EventStore", "check_expected", "match_retry", "micros", "moment", "utc_now"]
 
 
 class EventStore(abc.ABC):
@@ -54,7 +51,16 @@ class EventStore(abc.ABC):
 
     def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
         self.clock: Clock = clock or utc_now
-        self.payload_limit = payload_limit
+        self._valid = Validation(payload_limit)
+
+    @property
+    def payload_limit(self) -> int:
+        """The most bytes one event's encoded data and metadata may take together."""
+        return self._valid.payload_limit
+
+    @payload_limit.setter
+    def payload_limit(self, limit: int) -> None:
+        self._valid.payload_limit = limit
 
     # -- writing -------------------------------------------------------------------------
 
@@ -71,19 +77,21 @@ class EventStore(abc.ABC):
         that landed, nothing is written, and the original result is returned with
         ``duplicate=True``.
         """
-        stream_id = check_stream_id(stream_id)
+        valid = self._valid
+        stream_id = valid.stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        return self._append(stream_id, prepare_events(events, self.payload_limit), expected, self._now())
+        return self._append(stream_id, valid.new_events(events), expected, self._now())
 
-    def _append_prepared(
-        self, stream_id: str, events: list[PreparedEvent], expected_version: ExpectedVersion
+    def append_prepared(
+        self, stream_id: str, events: list[PreparedEvent], expected_version: ExpectedVersion = Expect.ANY
     ) -> AppendResult:
-        """``append`` for events an ``EventRegistry`` has encoded already (``EventRegistry.prepare``):
-        the same contract and errors, without walking payloads the registry's types guarantee
-        to be valid JSON. For es_core's repository; applications use ``append``."""
-        stream_id = check_stream_id(stream_id)
+        """``append`` for events encoded already (``EventRegistry.prepare``): the same contract
+        and errors, without walking payloads the registry's types guarantee to be valid JSON.
+        The repository saves through it; ``events`` must be a list of ``PreparedEvent``."""
+        valid = self._valid
+        stream_id = valid.stream_id(stream_id)
         expected = check_expected_version(expected_version)
-        return self._append(stream_id, check_prepared(events, self.payload_limit), expected, self._now())
+        return self._append(stream_id, valid.prepared(events), expected, self._now())
 
     def _now(self) -> datetime:
         if self.clock is utc_now:  # the default clock needs no check (a call less per append)
@@ -100,7 +108,9 @@ class EventStore(abc.ABC):
         events: list[PreparedEvent],
         expected: ExpectedVersion,
         recorded_at: datetime,
-    ) -> AppendResult: ...
+    ) -> AppendResult:
+        """Store ``events`` (validated, encoded) atomically if the stream is at ``expected``;
+        recognise a retry (``match_retry``); raise ``ConcurrencyError`` otherwise."""
 
     # -- reading -------------------------------------------------------------------------
 
@@ -115,22 +125,40 @@ class EventStore(abc.ABC):
     ) -> list[RecordedEvent]:
         """Events of one stream with ``after < version <= upto``, in version order (or the
         reverse), at most ``limit`` of them. A missing stream reads as empty."""
-        stream_id = check_stream_id(stream_id)
+        stream_id = self._valid.stream_id(stream_id)
         after = check_version_bound("after", after, allow_none=False) or 0
         upto = check_version_bound("upto", upto)
         limit = check_version_bound("limit", limit)
         if limit == 0 or (upto is not None and upto <= after):
             return []
-        return self._read_stream(stream_id, after, upto, limit, bool(reverse))
+        return decode_stored_page(self._read_stream(stream_id, after, upto, limit, bool(reverse)))
 
     @abc.abstractmethod
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]: ...
+    ) -> list[StoredEvent]:
+        """The stream's stored events with ``after < version <= upto`` in version order (or
+        the reverse), at most ``limit``; bounds are checked already and never empty."""
+
+    def read_stream_payloads(self, stream_id: str, *, after: int = 0, upto: int | None = None) -> list[PayloadRow]:
+        """(version, event type, schema version, JSON data) of the stream's events with
+        ``after < version <= upto``, in version order, payloads left as stored: what a replay
+        needs to decode each payload straight into its event class (``Repository.load``)."""
+        stream_id = self._valid.stream_id(stream_id)
+        after = check_version_bound("after", after, allow_none=False) or 0
+        upto = check_version_bound("upto", upto)
+        if upto is not None and upto <= after:
+            return []
+        return self._read_stream_payloads(stream_id, after, upto)
+
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
+        """The replay's columns of ``_read_stream``'s events. Backends that can select just
+        these columns override it."""
+        return [(s[1], s[4], s[5], s[6]) for s in self._read_stream(stream_id, after, upto, None, False)]
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of events ever appended (0 if none)."""
-        return self._stream_version(check_stream_id(stream_id))
+        return self._stream_version(self._valid.stream_id(stream_id))
 
     @abc.abstractmethod
     def _stream_version(self, stream_id: str) -> int: ...
@@ -143,10 +171,12 @@ class EventStore(abc.ABC):
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return self._read_all(after, limit, page_size)
+        return decode_stored_pages(self._read_all(after, limit, page_size))
 
     @abc.abstractmethod
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]: ...
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
+        """The global log from ``position > after`` in commit order, as pages of stored events
+        (about ``page_size`` each), at most ``limit`` events in all, read lazily."""
 
     @abc.abstractmethod
     def head_position(self) -> int:
@@ -179,7 +209,7 @@ class EventStore(abc.ABC):
         a time. A split planned on another store raises ``InvalidSplitError``."""
         split = check_split(split, self.split_origin)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return self._read_split(split, page_size)
+        return decode_stored_pages(self._read_split(split, page_size))
 
     @property
     @abc.abstractmethod
@@ -187,7 +217,9 @@ class EventStore(abc.ABC):
         """Names this store's data in the splits it plans (the same for every handle on it)."""
 
     @abc.abstractmethod
-    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]: ...
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        """The split's stored events in pages (about ``page_size`` each), streams whole and in
+        version order; the split is checked against this store already."""
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -208,7 +240,7 @@ class EventStore(abc.ABC):
     def _check_snapshot(self, snapshot: object) -> Snapshot:
         if not isinstance(snapshot, Snapshot):
             raise InvalidInputError(f"expected a Snapshot, not {type(snapshot).__name__}")
-        check_stream_id(snapshot.stream_id)
+        self._valid.stream_id(snapshot.stream_id)
         if snapshot.version < 1:
             raise InvalidInputError("a snapshot must cover at least one event")
         if len(snapshot.state) > self.payload_limit:
@@ -220,21 +252,21 @@ class EventStore(abc.ABC):
 
     def latest_snapshot(self, stream_id: str, *, upto: int | None = None) -> Snapshot | None:
         """The newest snapshot of the stream at or before version ``upto``."""
-        return self._latest_snapshot(check_stream_id(stream_id), check_version_bound("upto", upto))
+        return self._latest_snapshot(self._valid.stream_id(stream_id), check_version_bound("upto", upto))
 
     @abc.abstractmethod
     def _latest_snapshot(self, stream_id: str, upto: int | None) -> Snapshot | None: ...
 
     def snapshot_versions(self, stream_id: str) -> list[int]:
         """Versions that have a snapshot, newest first."""
-        return self._snapshot_versions(check_stream_id(stream_id))
+        return self._snapshot_versions(self._valid.stream_id(stream_id))
 
     @abc.abstractmethod
     def _snapshot_versions(self, stream_id: str) -> list[int]: ...
 
     def prune_snapshots(self, stream_id: str, keep: int) -> int:
         """Delete all but the newest ``keep`` snapshots; returns how many were deleted."""
-        stream_id = check_stream_id(stream_id)
+        stream_id = self._valid.stream_id(stream_id)
         keep = check_version_bound("keep", keep, allow_none=False) or 0
         doomed = self._snapshot_versions(stream_id)[keep:]
         if doomed:
@@ -251,7 +283,7 @@ class EventStore(abc.ABC):
         snapshot). The latest event always stays, so the stream keeps its version.
         Returns how many events were deleted. Prefer ``es_core.retention``, which checks a
         snapshot covers them and can archive them first."""
-        stream_id = check_stream_id(stream_id)
+        stream_id = self._valid.stream_id(stream_id)
         before = check_version_bound("before_version", before_version, allow_none=False) or 0
         current = self._stream_version(stream_id)
         if before > current:

@@ -31,9 +31,10 @@ from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import tuple_factory
 
 from ..errors import InvalidStoreUrlError, StoreError
-from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
-from ..limits import MAX_PAYLOAD_BYTES, PreparedEvent, check_stream_id
+from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
+from ..limits import MAX_PAYLOAD_BYTES
 from ..splits import StoreSplit
+from ..validation import check_stream_id
 from .base import Clock, EventStore
 from .cassandra_append import MAX_BATCH_BYTES, Appender
 from .cassandra_chain import Chain
@@ -42,7 +43,7 @@ from .cassandra_errors import TRANSLATED
 from .cassandra_feed import DEFAULT_FEED_SHARDS, MAX_FEED_SHARDS, FeedIndex, FeedStatus
 from .cassandra_feed_reader import FeedReader
 from .cassandra_feed_writer import FeedWriter
-from .cassandra_read import record, stream_rows
+from .cassandra_read import stored, stream_rows
 from .cassandra_schema import (
     DEFAULT_BUCKET_WIDTH,
     MIN_BUCKET_WIDTH,
@@ -319,7 +320,7 @@ class CassandraStore(EventStore):
                 cluster.shutdown()
 
     @property
-    def url(self) -> str:  # type: ignore[override]
+    def url(self) -> str:  # type: ignore[override]  # a property where the base has a plain attribute
         """A URL that reopens this store: same nodes, keyspace and settings."""
         netloc = ",".join(f"[{h}]" if ":" in h else h for h in self.hosts) + f":{self.port}"
         query: dict[str, Any] = {"replication_factor": self.replication_factor, "bucket_width": self.bucket_width}
@@ -412,19 +413,12 @@ class CassandraStore(EventStore):
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         with TRANSLATED:
             rows = self._rows(stream_id, after, upto, limit, reverse)
-        return [record(stream_id, r) for r in rows]
+        return [stored(stream_id, r) for r in rows]
 
-    def read_stream_payloads(
-        self, stream_id: str, *, after: int = 0, upto: int | None = None
-    ) -> list[tuple[int, str, int, bytes]]:
-        """(version, event type, schema version, JSON data) of the stream's events with
-        ``after < version <= upto``, payloads left encoded: the repository's replay fast path."""
-        stream_id = check_stream_id(stream_id)
-        if upto is not None and upto <= after:
-            return []
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         with TRANSLATED:
             rows = self._rows(stream_id, after, upto, None, False, payloads=True)
         return [(r[0], r[1], r[2], r[3]) for r in rows]
@@ -434,7 +428,7 @@ class CassandraStore(EventStore):
             self._live()
             return self._chain.tail(stream_id)
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         with TRANSLATED:
             self._live()
             slots = self._feed_reader.read(after)
@@ -444,11 +438,11 @@ class CassandraStore(EventStore):
                 rows = next(slots, None)
             if rows is None:
                 return
-            for stream_id, row in rows:
-                if limit is not None and produced >= limit:
-                    return
-                produced += 1
-                yield record(stream_id, row)
+            if limit is not None:
+                rows = rows[: limit - produced]
+            produced += len(rows)
+            if rows:
+                yield [stored(stream_id, row) for stream_id, row in rows]
 
     def head_position(self) -> int:
         with TRANSLATED:
@@ -497,7 +491,7 @@ class CassandraStore(EventStore):
             self._live()
             return self._splits.plan(self.url, count, upto)
 
-    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
         self._live()
         return self._splits.read(split, page_size)
 

@@ -52,8 +52,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 
 from ..errors import ConcurrencyError, InvalidEventError, StoreCorruptionError, StoreUnavailableError
-from ..events import AppendResult, Expect, ExpectedVersion
-from ..limits import PreparedEvent
+from ..events import AppendResult, Expect, ExpectedVersion, PreparedEvent
 from .base import check_expected, match_retry, micros, moment
 from .cassandra_chain import Chain
 from .cassandra_feed_writer import FeedWriter

@@ -17,6 +17,8 @@ exhausted connection pool
 
 from __future__ import annotations
 
+from typing import Literal
+
 from cassandra import (
     AuthenticationFailed,
     CoordinationFailure,
@@ -90,7 +92,9 @@ class _Translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:  # never swallows: a driver error leaves translated, anything else as it is
         if exc is None or isinstance(exc, EventSourcingError):
             return False
         error = translate_driver_error(exc)

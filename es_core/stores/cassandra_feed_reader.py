@@ -174,7 +174,7 @@ class FeedReader:
         for _ in range(_FENCE_ROUNDS):
             if not todo:
                 break
-            calls = []
+            calls: list[tuple[Any, tuple[Any, ...]]] = []
             for key, current in todo:
                 target = slot_end(slots[key][1])
                 if current is None:

@@ -1,32 +1,22 @@
 """Reading streams from the Cassandra store: event rows across a stream's partitions, and the
-one place stored rows become ``RecordedEvent``."""
+one place they become ``StoredEvent`` (decoded by ``EventStore``, as every backend's are)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from ..events import RecordedEvent
-from .base import moment
+from ..events import StoredEvent
 from .cassandra_chain import Chain
 from .cassandra_statements import MAX_LIMIT, MAX_VERSION, SELECT_PAYLOADS, SELECT_ROWS, SELECT_ROWS_DESC
 
-_decode = msgspec.json.decode
 
-
-def record(stream_id: str, row: tuple[Any, ...]) -> RecordedEvent:
-    """An event row (``cassandra_schema.EVENT_COLUMNS``) as a ``RecordedEvent``."""
-    return RecordedEvent(
-        stream_id=stream_id,
-        version=row[0],
-        position=row[7],
-        event_id=row[1],
-        event_type=row[2],
-        schema_version=row[3],
-        data=_decode(row[4]),
-        metadata=_decode(row[5]),
-        recorded_at=moment(row[6]),
+def stored(stream_id: str, row: tuple[Any, ...]) -> StoredEvent:
+    """An event row (``cassandra_schema.EVENT_COLUMNS``) as a ``StoredEvent``: the driver's
+    UUID as its 16 bytes, everything else as stored."""
+    event_id = row[1]
+    return StoredEvent(
+        stream_id, row[0], row[7], event_id.bytes if event_id is not None else b"", row[2], row[3], row[4], row[5],
+        row[6],
     )
 
 
@@ -74,10 +64,10 @@ def stream_rows(
             if len(out) >= want:
                 break
         return out
-    bucket: int | None = start
+    next_bucket: int | None = start
     last = start
-    while bucket is not None:
-        last = bucket
+    while next_bucket is not None:
+        bucket = last = next_bucket
         rows = first_rows if first_rows is not None and bucket == start else fetch(bucket, len(out))
         if rows:
             head = rows[-1][head_at]
@@ -88,6 +78,6 @@ def stream_rows(
         if head is None or head >= high or len(out) >= want:
             break
         following = head // chain.width
-        bucket = following if following != bucket else None
+        next_bucket = following if following != bucket else None
     chain.remember_tail(stream_id, last)
     return out

@@ -22,11 +22,11 @@ from typing import Any
 
 from cassandra.metadata import Murmur3Token
 
-from ..events import RecordedEvent
+from ..events import StoredEvent
 from ..splits import StoreSplit, plan
 from .cassandra_chain import Chain
 from .cassandra_errors import TRANSLATED
-from .cassandra_read import record, stream_rows
+from .cassandra_read import stored, stream_rows
 from .cassandra_schema import EVENT_COLUMNS
 
 MIN_TOKEN = -(2**63)  # Murmur3 never hands out the minimum: (MIN_TOKEN, t] holds every token <= t
@@ -93,11 +93,18 @@ class Splits:
         tokens = [t.value for t in token_map.ring] if token_map is not None else []
         return plan(url, self.origin(), upto, [tuple(group) for group in token_plan(tokens, count)])
 
-    def read(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def read(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        page: list[StoredEvent] = []
         for low, high in split.ranges:
-            yield from self._read_range(low, high, split, page_size)
+            for event in self._read_range(low, high, split, page_size):
+                page.append(event)
+                if len(page) >= page_size:
+                    yield page
+                    page = []
+        if page:
+            yield page
 
-    def _read_range(self, low: int, high: int, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_range(self, low: int, high: int, split: StoreSplit, page_size: int) -> Iterator[StoredEvent]:
         with TRANSLATED:
             statement = self._q(SCAN).bind((low, high))
             statement.fetch_size = page_size
@@ -117,9 +124,9 @@ class Splits:
             # later buckets are read with their stream's bucket 0; a row without a version is a
             # partition whose rows were truncated (its statics remain)
             if row[1] == 0 and row[_VERSION] is not None and row[_POSITION] <= split.upto:
-                yield record(row[0], row[2:])
+                yield stored(row[0], row[2:])
 
-    def _rest_of_stream(self, stream_id: str, head: int | None, upto: int) -> Iterator[RecordedEvent]:
+    def _rest_of_stream(self, stream_id: str, head: int | None, upto: int) -> Iterator[StoredEvent]:
         """The stream's events after its bucket 0, when its head says it went on elsewhere."""
         if head is None or head // self._chain.width == 0:
             return
@@ -128,7 +135,7 @@ class Splits:
         for row in rows:
             if row[7] > upto:  # a stream's positions rise: the rest came after the plan
                 return
-            yield record(stream_id, row)
+            yield stored(stream_id, row)
 
     def _replica(self, token: int, spread: int) -> Any:
         """An up replica of the range holding ``token`` (spread over replicas by split); None

@@ -10,24 +10,22 @@ from datetime import datetime
 
 import msgspec
 
-from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot
-from ..limits import PreparedEvent
+from ..events import AppendResult, ExpectedVersion, PreparedEvent, Snapshot, StoredEvent
+from ..limits import MAX_PAYLOAD_BYTES
 from ..splits import StoreSplit, in_range, plan, stream_ranges
-from .base import EventStore, check_expected, match_retry
-
-_decode = msgspec.json.decode
+from .base import Clock, EventStore, check_expected, match_retry, micros, moment
 
 
 class MemoryStore(EventStore):
     scheme = "memory"
     url = "memory://"
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, clock: Clock | None = None, payload_limit: int = MAX_PAYLOAD_BYTES) -> None:
+        super().__init__(clock=clock, payload_limit=payload_limit)
         self._lock = threading.RLock()
-        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._streams: dict[str, list[StoredEvent]] = {}
         self._versions: dict[str, int] = {}
-        self._log: list[RecordedEvent | None] = []  # index = position - 1; None once truncated
+        self._log: list[StoredEvent | None] = []  # index = position - 1; None once truncated
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}  # id -> (stream, version, position)
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
         self._origin = f"memory://#{uuid.uuid4().hex[:12]}"  # one process, one object: splits name it
@@ -46,21 +44,15 @@ class MemoryStore(EventStore):
                 if e.event_id in self._ids:
                     return self._retry(stream_id, events)
             stream = self._streams.setdefault(stream_id, [])
+            at = micros(recorded_at)
             for i, e in enumerate(events, start=1):
-                record = RecordedEvent(
-                    stream_id=stream_id,
-                    version=current + i,
-                    position=len(self._log) + 1,
-                    event_id=e.event_id,
-                    event_type=e.event_type,
-                    schema_version=e.schema_version,
-                    data=_decode(e.data),
-                    metadata=_decode(e.metadata),
-                    recorded_at=recorded_at,
+                stored = StoredEvent(
+                    stream_id, current + i, len(self._log) + 1, e.event_id.bytes, e.event_type, e.schema_version,
+                    e.data, e.metadata, at,
                 )
-                self._log.append(record)
-                stream.append(record)
-                self._ids[e.event_id] = (stream_id, record.version, record.position)
+                self._log.append(stored)
+                stream.append(stored)
+                self._ids[e.event_id] = (stream_id, stored.version, stored.position)
             self._versions[stream_id] = current + len(events)
             return AppendResult(
                 stream_id=stream_id,
@@ -74,12 +66,12 @@ class MemoryStore(EventStore):
         found = [(e.event_id, *self._ids[e.event_id][:2]) for e in events if e.event_id in self._ids]
         result = match_retry(stream_id, events, found)
         last = self._log[self._ids[events[-1].event_id][2] - 1]
-        assert last is not None
-        return msgspec.structs.replace(result, last_position=last.position, recorded_at=last.recorded_at)
+        assert last is not None  # a retry's events are stored, so not truncated
+        return msgspec.structs.replace(result, last_position=last.position, recorded_at=moment(last.recorded_at))
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         with self._lock:
             selected = [
                 e for e in self._streams.get(stream_id, ())
@@ -92,7 +84,7 @@ class MemoryStore(EventStore):
     def _stream_version(self, stream_id: str) -> int:
         return self._versions.get(stream_id, 0)
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         produced = 0
         position = after
         while limit is None or produced < limit:
@@ -102,11 +94,11 @@ class MemoryStore(EventStore):
             if end <= position:
                 return
             position = end
-            for event in page:
-                if limit is not None and produced >= limit:
-                    return
-                produced += 1
-                yield event
+            if limit is not None:
+                page = page[: limit - produced]
+            produced += len(page)
+            if page:
+                yield page
 
     def head_position(self) -> int:
         return len(self._log)
@@ -121,14 +113,15 @@ class MemoryStore(EventStore):
             upto = len(self._log)
         return plan(self.url, self._origin, upto, [(r,) for r in stream_ranges(sizes, count)])
 
-    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
         for low, high in split.ranges:
             with self._lock:
                 streams = sorted(s for s in self._streams if in_range(s, low, high))
             for stream_id in streams:
                 with self._lock:
                     events = [e for e in self._streams[stream_id] if e.position <= split.upto]
-                yield from events
+                for start in range(0, len(events), page_size):
+                    yield events[start : start + page_size]
 
     def schema_census(self) -> dict[tuple[str, int], int]:
         with self._lock:
@@ -158,6 +151,6 @@ class MemoryStore(EventStore):
             doomed = [e for e in stream if e.version < before_version]
             for e in doomed:
                 self._log[e.position - 1] = None
-                del self._ids[e.event_id]
+                del self._ids[uuid.UUID(bytes=e.event_id)]
             self._streams[stream_id] = [e for e in stream if e.version >= before_version]
             return len(doomed)

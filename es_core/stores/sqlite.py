@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -26,10 +27,11 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..events import AppendResult, ExpectedVersion, RecordedEvent, Snapshot, uuid_from_bytes
-from ..limits import PreparedEvent, check_stream_id
+from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
+from ..ids import uuid_from_bytes
+from ..limits import MAX_PAYLOAD_BYTES
 from ..splits import StoreSplit, plan, stream_ranges
-from .base import EventStore, check_expected, match_retry
+from .base import Clock, EventStore, check_expected, match_retry
 from .base import micros as _micros
 from .base import moment as _moment
 
@@ -83,7 +85,9 @@ each page once however often it changed, and fsyncs: checkpointing a quarter as 
 bulk simulations (``synchronous=normal``) about 20% faster and durable appends 1-2% faster on
 the benchmark machine. The cost: a WAL file up to this size beside the database."""
 
+# selected in StoredEvent's field order, so a row is a StoredEvent as sqlite3 returns it
 _COLUMNS = "stream_id, version, position, event_id, event_type, schema_version, data, metadata, recorded_at"
+_SELECT_PAGE = f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
 _SELECT_VERSION = "SELECT MAX(version) FROM events WHERE stream_id = ?"
 _SELECT_ID = "SELECT 1 FROM events WHERE event_id = ?"
 _PRUNE_SNAPSHOTS = (
@@ -101,32 +105,6 @@ _INSERT = (
     "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, data, metadata, recorded_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_decode = msgspec.json.decode
-
-
-
-def _row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
-    try:
-        return _unchecked_row_to_event(row)
-    except (msgspec.DecodeError, TypeError, ValueError, OverflowError) as exc:
-        # stored bytes the code cannot read: say so in the project's terms, naming the event
-        where = f"stored event {row[0]!r} v{row[1]} (position {row[2]})"
-        raise StoreCorruptionError(f"{where} is unreadable: {exc}") from exc
-
-
-def _unchecked_row_to_event(row: tuple) -> RecordedEvent:  # type: ignore[type-arg]
-    return RecordedEvent(
-        stream_id=row[0],
-        version=row[1],
-        position=row[2],
-        event_id=uuid_from_bytes(row[3]),
-        event_type=row[4],
-        schema_version=row[5],
-        data=_decode(row[6]),
-        metadata=_decode(row[7]),
-        recorded_at=_moment(row[8]),
-    )
-
 
 def _row(stream_id: str, version: int, event: PreparedEvent, at: int) -> tuple[object, ...]:
     """An event's values in ``_INSERT``'s order."""
@@ -160,9 +138,10 @@ class SQLiteStore(EventStore):
         busy_timeout_ms: int = 30_000,
         synchronous: str = "full",
         page_size: int = PAGE_SIZE,
-        **kwargs: object,
+        clock: Clock | None = None,
+        payload_limit: int = MAX_PAYLOAD_BYTES,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(clock=clock, payload_limit=payload_limit)
         if synchronous not in self.SYNCHRONOUS:
             raise InvalidInputError(f"synchronous must be one of {self.SYNCHRONOUS}, not {synchronous!r}")
         if type(page_size) is not int or not 512 <= page_size <= 65536 or page_size & (page_size - 1):
@@ -218,8 +197,38 @@ class SQLiteStore(EventStore):
                         last_position=position,
                         recorded_at=recorded_at,
                     )
+        elif len(events) > 1 and type(expected) is int:
+            # A batch at an exact expected version: the same keys and trigger check its first row
+            # (and the rows after it follow on), so it needs no read of the stream's version first
+            with self._lock, _TRANSLATED:
+                last_position = self._insert_batch(stream_id, events, expected, _micros(recorded_at))
+            if last_position is not None:
+                return AppendResult(
+                    stream_id=stream_id,
+                    first_version=expected + 1,
+                    last_version=expected + len(events),
+                    last_position=last_position,
+                    recorded_at=recorded_at,
+                )
         with self._lock, _TRANSLATED:
             return self._append_in_transaction(stream_id, events, expected, recorded_at)
+
+    def _insert_batch(self, stream_id: str, events: list[PreparedEvent], expected: int, at: int) -> int | None:
+        """Insert the events at versions ``expected + 1...`` in one transaction: the last one's
+        position, or None (and nothing written) when a key or the gap trigger refuses a row."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            position = self._insert(stream_id, events, expected, at)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            return None
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return position
 
     def _append_in_transaction(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
@@ -236,12 +245,7 @@ class SQLiteStore(EventStore):
                     return self._retry(stream_id, events)
                 raise conflict
             try:
-                rows = [_row(stream_id, current + i, e, at) for i, e in enumerate(events, start=1)]
-                if len(rows) == 1:  # one statement, and its rowid for free
-                    last_position = db.execute(_INSERT, rows[0]).lastrowid
-                else:
-                    db.executemany(_INSERT, rows)
-                    last_position = db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None
+                last_position = self._insert(stream_id, events, current, at)
             except sqlite3.IntegrityError:
                 # The (stream, version) key cannot clash under the write lock, so an event id is
                 # stored already: a retry of an append that landed (its result is returned), or a
@@ -261,6 +265,16 @@ class SQLiteStore(EventStore):
             recorded_at=recorded_at if events else None,
         )
 
+    def _insert(self, stream_id: str, events: list[PreparedEvent], after: int, at: int) -> int | None:
+        """Insert the events at versions ``after + 1...`` (inside a transaction); the last one's
+        position, None for no events. ``sqlite3.IntegrityError`` when a key or the trigger refuses."""
+        rows = [_row(stream_id, after + i, e, at) for i, e in enumerate(events, start=1)]
+        if len(rows) == 1:  # one statement, and its rowid for free
+            return self._db.execute(_INSERT, rows[0]).lastrowid
+        self._db.executemany(_INSERT, rows)
+        position: int | None = self._db.execute("SELECT last_insert_rowid()").fetchone()[0] if rows else None
+        return position
+
     def _retry(self, stream_id: str, events: list[PreparedEvent]) -> AppendResult:
         ids = [e.event_id.bytes for e in events]
         marks = ",".join("?" * len(ids))
@@ -278,7 +292,7 @@ class SQLiteStore(EventStore):
 
     def _read_stream(
         self, stream_id: str, after: int, upto: int | None, limit: int | None, reverse: bool
-    ) -> list[RecordedEvent]:
+    ) -> list[StoredEvent]:
         sql = f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ?"
         params: list[object] = [stream_id, after]
         if upto is not None:
@@ -289,18 +303,10 @@ class SQLiteStore(EventStore):
             sql += " LIMIT ?"
             params.append(limit)
         with self._lock, _TRANSLATED:
-            rows = self._db.execute(sql, params).fetchall()
-        return [_row_to_event(r) for r in rows]
+            rows: list[StoredEvent] = self._db.execute(sql, params).fetchall()  # in StoredEvent's order: _COLUMNS
+        return rows
 
-    def read_stream_payloads(
-        self, stream_id: str, *, after: int = 0, upto: int | None = None
-    ) -> list[tuple[int, str, int, bytes]]:
-        """(version, event type, schema version, JSON data) of the stream's events with
-        ``after < version <= upto``, in order, payloads left encoded.
-
-        Not part of the ``EventStore`` contract: an optional fast path the repository uses for
-        replays, which decode each payload straight into its event class."""
-        stream_id = check_stream_id(stream_id)
+    def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         with self._lock, _TRANSLATED:
             if upto is None:
                 return self._db.execute(_SELECT_PAYLOADS, (stream_id, after)).fetchall()
@@ -311,25 +317,22 @@ class SQLiteStore(EventStore):
             row = self._db.execute(_SELECT_VERSION, (stream_id,)).fetchone()
         return row[0] or 0
 
-    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
         produced = 0
         while limit is None or produced < limit:
             size = page_size if limit is None else min(page_size, limit - produced)
             with self._lock, _TRANSLATED:
-                rows = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                    (after, size),
-                ).fetchall()
+                rows = self._db.execute(_SELECT_PAGE, (after, size)).fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield _row_to_event(row)
+            yield rows
             produced += len(rows)
             after = rows[-1][2]
 
     def head_position(self) -> int:
         with self._lock, _TRANSLATED:
-            return self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+            head: int = self._db.execute("SELECT COALESCE(MAX(position), 0) FROM events").fetchone()[0]
+        return head
 
     # -- partitioned reads ---------------------------------------------------------------
 
@@ -346,7 +349,7 @@ class SQLiteStore(EventStore):
         # the origin opens the same file from any working directory
         return plan(self.split_origin, self.split_origin, upto, [(r,) for r in stream_ranges(sizes, count)])
 
-    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[RecordedEvent]:
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
         """One statement per key range on a read-only connection of its own: splits read in
         parallel (threads or processes) share no lock, and the read sees one snapshot."""
         with _TRANSLATED:
@@ -369,8 +372,7 @@ class SQLiteStore(EventStore):
                         rows = cursor.fetchmany(page_size)
                     if not rows:
                         break
-                    for row in rows:
-                        yield _row_to_event(row)
+                    yield rows  # in StoredEvent's field order: _COLUMNS
         finally:
             reader.close()
 
@@ -484,7 +486,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:  # never swallows: an sqlite3 error leaves translated, anything else as it is
         if exc is None or not isinstance(exc, sqlite3.Error):
             return False
         raise translate_sqlite_error(exc) from exc

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import chart_data
+from benchmarks import tables
 from benchmarks.workload import MemberAccount, member_plan, registry, run_command
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -46,6 +46,9 @@ def test_run_reports_every_figure_with_ratios(run_result: dict[str, Any]) -> Non
     for key in ("append", "load", "load_snapshots"):
         assert {"p50_ms", "p99_ms"} <= set(results[key]["es_core"])
     assert "ratio_to_floor" in results["append"]
+    assert {key: (results[key]["label"], results[key]["unit"]) for key, _, _ in tables.FIGURES} == {
+        key: (label, unit) for key, label, unit in tables.FIGURES
+    }
     assert "ratio_to_floor_with_id_key" in results["append"]
     assert "cost" in results["snapshot_cost"]["es_core"]
 
@@ -72,12 +75,12 @@ def test_peer_is_measured_or_explained(run_result: dict[str, Any]) -> None:
 
 def test_scaling_reports_rows_a_notebook_can_plot(tmp_path: Path) -> None:
     result = _cli("scaling", "--no-peer", tmp_path=tmp_path)
-    rows = chart_data.scaling_rows(result)
+    rows = result["load"]
     assert {(r["events_per_aggregate"], r["snapshots"]) for r in rows if r["implementation"] == "es_core"} == {
         (20, False), (20, True), (60, False), (60, True),
     }
     assert all(r["p50_ms"] is not None for r in rows)
-    assert chart_data.snapshot_cost_rows(result)[0]["implementation"] == "es_core"
+    assert tables.snapshot_cost_rows(result)[0]["implementation"] == "es_core"
     assert result["simulator"]["status"] in {"ok", "unavailable", "error"}
 
 
@@ -89,7 +92,7 @@ def test_unreachable_cassandra_is_reported_not_raised(tmp_path: Path) -> None:
 
 
 def test_markdown_table_quotes_machine_and_command(run_result: dict[str, Any]) -> None:
-    table = chart_data.markdown_table({"run": run_result})
+    table = tables.markdown_table({"run": run_result})
     assert "| append" in table and "Command: `python -m benchmarks run --quick" in table
 
 

@@ -24,9 +24,8 @@ from es_core import (
     UnsupportedSchemaVersionError,
     UpcasterChainError,
 )
-from es_core.codec import time_ordered_id
-from es_core.events import event_id_from, uuid_from_bytes
-from es_core.limits import prepare_events
+from es_core.ids import event_id_from, time_ordered_id, uuid_from_bytes
+from es_core.validation import Validation
 
 
 class Renewed(DomainEvent, frozen=True):
@@ -296,7 +295,7 @@ def test_the_direct_encoding_stores_what_the_checked_path_stores() -> None:
         by_name={"a": 1, "": 0},
     )
     prepared = registry.prepare(event, metadata=b'{"k":1}')
-    checked = prepare_events([registry.encode(event, event_id=prepared.event_id, metadata={"k": 1})])[0]
+    checked = Validation().new_events([registry.encode(event, event_id=prepared.event_id, metadata={"k": 1})])[0]
     assert prepared == checked
     assert registry.decode_json("Rich", 1, prepared.data) == [event]
 

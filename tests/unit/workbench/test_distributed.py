@@ -68,3 +68,15 @@ def test_layout_partitions_and_a_race_on_sqlite() -> None:
     finally:
         other.close()
         store.close()
+
+
+def test_the_layout_of_a_store_at_a_relative_path_is_read_from_that_file(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    store = SQLiteStore("relative/events.db")
+    try:
+        assert store.url == "sqlite:///relative/events.db"
+        assert {"events", "snapshots"} <= set(table_layout(store))
+    finally:
+        store.close()

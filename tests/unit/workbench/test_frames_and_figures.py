@@ -114,6 +114,16 @@ def test_benchmark_figures_are_relative_to_the_floor_of_the_same_figure() -> Non
     }
 
 
+def test_benchmark_figures_take_the_label_and_unit_the_results_file_names() -> None:
+    saved = {"run": {"suite": "run", "results": {"read_all": {
+        "label": "global log read", "unit": "events_per_s", "ratio_to_floor": 0.5,
+        "es_core": {"events_per_s": 50.0, "aggregates_per_s": 1.0}, "floor": {"events_per_s": 100.0},
+    }}}}
+    frame = wb.benchmark_frame(saved)
+    assert list(frame["figure"].unique()) == ["global log read"]
+    assert dict(zip(frame["implementation"], frame["value"], strict=True)) == {"es_core": 50.0, "floor": 100.0}
+
+
 def test_benchmark_scaling_rows_name_their_variant() -> None:
     frame = wb.benchmark_scaling_frame(_SAVED)
     assert list(frame["events"]) == [100, 100, 1000, 1000]

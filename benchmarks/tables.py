@@ -1,5 +1,9 @@
-"""Saved benchmark results as plain rows (lists of dicts), for notebooks to plot with pandas or
-plotly, and as a Markdown table for the README. Imports nothing beyond the standard library.
+"""Saved benchmark results (``results/latest.json``) as the Markdown tables of the README and
+``results/README.md``.
+
+The saved JSON is the interface to everything else that reads the figures (the workbench's
+charts read the file, never this package): each headline figure carries its ``label`` and
+``unit`` beside the implementations' numbers (``FIGURES``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from typing import Any
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.json"
 
-_FIGURES = (
+FIGURES = (  # key in the results, label, unit of the throughput
     ("append", "append, 1 event per command (durable)", "events_per_s"),
     ("batch_append", "batch append", "events_per_s"),
     ("load", "load, full replay", "aggregates_per_s"),
@@ -31,12 +35,6 @@ def _suite(results: dict[str, Any], name: str) -> dict[str, Any]:
     return results.get(name) or (results if results.get("suite") == name else {})
 
 
-def scaling_rows(source: str | Path | dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Load latency against history length: one row per (size, implementation, snapshots)."""
-    scaling = _suite(load_results(source), "scaling")
-    return [dict(row) for row in scaling.get("load", [])]
-
-
 def snapshot_cost_rows(source: str | Path | dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Append throughput lost to snapshotting, per interval and implementation."""
     scaling = _suite(load_results(source), "scaling")
@@ -45,26 +43,6 @@ def snapshot_cost_rows(source: str | Path | dict[str, Any] | None = None) -> lis
         for impl in ("es_core", "peer"):
             if impl in entry:
                 rows.append({"snapshot_every": entry["snapshot_every"], "implementation": impl, **entry[impl]})
-    return rows
-
-
-def simulator_rows(source: str | Path | dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    scaling = _suite(load_results(source), "scaling")
-    return [dict(row) for row in scaling.get("simulator", {}).get("rows", [])]
-
-
-def run_rows(source: str | Path | dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The headline figures: one row per (figure, implementation) with its unit and es_core's ratios."""
-    run = _suite(load_results(source), "run")
-    rows = []
-    for key, label, unit in _FIGURES:
-        figure = run.get("results", {}).get(key, {})
-        for impl in ("es_core", "floor", "floor_with_id_key", "peer"):
-            if impl in figure:
-                rows.append({"figure": label, "implementation": impl, "unit": unit, "value": figure[impl].get(unit),
-                             "p50_ms": figure[impl].get("p50_ms"), "p99_ms": figure[impl].get("p99_ms"),
-                             "ratio_to_floor": figure.get("ratio_to_floor"),
-                             "ratio_to_peer": figure.get("ratio_to_peer")})
     return rows
 
 
@@ -86,7 +64,7 @@ def markdown_table(source: str | Path | dict[str, Any] | None = None) -> str:
         "| figure | es_core | sqlite3 floor | eventsourcing (peer) | es_core / floor | es_core / peer |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for key, label, unit in _FIGURES:
+    for key, label, unit in FIGURES:
         figure = results.get(key)
         if not figure:
             continue
