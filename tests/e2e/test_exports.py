@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 def _charts_draw(page: Page, html: Path) -> int:
     """Open ``html`` (in an offline tab) and return how many charts drew data."""
-    page.goto(html.as_uri())
+    page.goto(html.as_uri(), timeout=120_000)  # the page carries plotly.js and every figure: slow when busy
     charts = page.locator(".plotly-graph-div")
     for i in range(charts.count()):
         charts.nth(i).scroll_into_view_if_needed()
