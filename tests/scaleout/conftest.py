@@ -20,6 +20,9 @@ from es_core import EventStore, open_store
 
 MEMBERS, DAYS, SEED = 60, 45, 11  # small, and every shipped rule file changes some outcome
 RULES_DIR = DEFAULT_RULES_PATH.parent
+WORKERS_START = 600
+"""Seconds a worker process may take to (re)start: a guard against a hang, not a speed target
+(a restart imports Dask and the project, which took over 120 s on a machine at load 35)."""
 
 
 def report_fields(report: Any) -> dict[str, Any]:

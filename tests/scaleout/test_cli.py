@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import STRICT_RULES
+from .conftest import STRICT_RULES, WORKERS_START
 
 ROOT = Path(__file__).resolve().parents[2]
 DASK = Path(sys.executable).parent / "dask"
@@ -59,7 +59,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for n in (1, 2):
             start(f"worker{n}", "worker", address, "--nthreads", "1", "--no-dashboard", "--name", f"w{n}")
         with Client(address, timeout=60, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=120)
+            client.wait_for_workers(2, timeout=WORKERS_START)
         yield address
     finally:
         for process in reversed(started):

@@ -21,7 +21,7 @@ from downloads.errors import ScaleOutError
 from es_core import EventStore, StoreUnavailableError
 from es_core.stores.sqlite import SQLiteStore
 
-from .conftest import STRICT_RULES, report_fields
+from .conftest import STRICT_RULES, WORKERS_START, report_fields
 
 _REAL_READ = SQLiteStore._read_split
 _failed: set[int] = set()
@@ -61,7 +61,7 @@ def _heal() -> None:
 @pytest.fixture
 def healed(client: Any) -> Iterator[Any]:
     yield client
-    client.wait_for_workers(2, timeout=120)
+    client.wait_for_workers(2, timeout=WORKERS_START)
     client.run(_heal)
 
 
@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_task_changes_nothing(history: EventStore, healed: A
     worker.join(timeout=300)
     assert "error" not in result, result.get("error")
     assert report_fields(result["report"]) == serial_report(history)
-    client.wait_for_workers(2, timeout=120)
+    client.wait_for_workers(2, timeout=WORKERS_START)
     assert before[busy[0]] not in client.run(os.getpid).values()  # it really died (and was replaced)
 
 
