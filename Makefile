@@ -9,18 +9,32 @@ RELIABILITY_SIZE ?= large
 
 .PHONY: setup lab tour docs test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
 
+# A venv made before the cassandra extra moved to scylla-cqlsh has PyPI's cqlsh and its
+# cassandra-driver, whose `cassandra` module overwrote scylla-driver's: remove both, then
+# reinstall scylla-driver's files (uninstalling took the shared ones with it).
+define ONE_DRIVER
+if $(PY) -m pip show --quiet cassandra-driver >/dev/null 2>&1; then \
+  $(PY) -m pip uninstall --quiet --yes cassandra-driver cqlsh && \
+  $(PY) -m pip install --quiet --force-reinstall --no-deps \
+    "scylla-driver==$$($(PY) -c 'import importlib.metadata as m; print(m.version("scylla-driver"))')" && \
+  $(PY) -m pip install --quiet --force-reinstall --no-deps scylla-cqlsh; \
+fi
+endef
+
 setup: $(STAMP)  ## create .venv and install the project with every extra (what `make test` needs)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,docs,test,bench,dask]"
+	$(ONE_DRIVER)
 	touch $(LAB_STAMP) $(STAMP)
 
 $(LAB_STAMP): pyproject.toml  ## only what the lab needs: the notebooks' libraries, the Cassandra driver and Dask
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,dask]"
+	$(ONE_DRIVER)
 	touch $(LAB_STAMP)
 
 lab: $(LAB_STAMP)  ## open JupyterLab on the notebooks (embedded SQLite store by default)
@@ -49,7 +63,7 @@ bench: setup  ## benchmarks on the embedded default, JSON on stdout
 scaling: setup
 	$(PY) -m benchmarks scaling --json
 
-reliability: setup  ## crash, race, idempotency, bad-input and fallback scenarios (+ the cluster ones with ES_RELIABILITY_CLUSTER=1); prints a table
+reliability: setup  ## crash, race, idempotency, bad-input, fallback and subscription scenarios (+ the cluster ones with ES_RELIABILITY_CLUSTER=1); prints a table
 	$(PY) -m reliability run --size $(RELIABILITY_SIZE)
 
 simulate: setup  ## a year of simulated member activity into the default store

@@ -50,6 +50,8 @@ TARGETS = (
     ("load with snapshots >= 2x peer", ("load_snapshots", "ratio_to_peer"), ">=", 2.0),
     ("snapshotting costs <= 5% of append", ("snapshot_cost", "es_core", "cost"), "<=", 0.05),
     ("global log read >= peer", ("read_all", "ratio_to_peer"), ">=", 1.0),
+    ("subscription catch-up >= 80% of floor", ("subscription", "catch_up", "ratio_to_floor"), ">=", 0.8),
+    ("subscription live lag p99 <= 50 ms", ("subscription", "live_lag", "separate_file", "p99_ms"), "<=", 50.0),
 )
 
 def check_targets(results: dict[str, Any], targets: Iterable[tuple[str, tuple[str, ...], str, float]] = TARGETS
@@ -128,6 +130,13 @@ def _run_local(config: RunConfig, target: Target, log: Log) -> dict[str, Any]:
     finally:
         subjects.close()
     results = _results(config, batch, series)
+    if target.kind == "sqlite" and target.directory is not None:  # the subscription figures need files
+        from . import subscriptions
+
+        results["subscription"] = subscriptions.measure(
+            target.path("es_core"), target.directory, config.read_rounds, log, seed=config.seed,
+            lag_members=min(100, config.members), lag_days=60 if config.members >= 100 else 10,
+        )
     return {
         "peer": subjects.peer_info,
         "durability": subjects.durability,

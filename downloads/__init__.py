@@ -4,13 +4,17 @@ A member downloads titles to devices; each download is a licence, validated agai
 and plan rules that live in data (``data/rules/*.toml``), with the member's past downloads
 taken into account. One stream per member is the consistency boundary; *License* and
 *Downloaded* are entities inside it. Commands go through ``DownloadService`` (load, check the
-rules, record, save; idempotent by request id); denials are events. Read models, a seeded
-simulator, what-if replays under other rules, and explanations are built on the same log.
+rules at the service's clock, record, save; idempotent by request id) and come back as an
+``Outcome`` holding one ``Answer``; denials are events, and every decision names the rule set
+that judged it. Read models, a seeded simulator, what-if replays under other rules, time travel
+in two times, and explanations are built on the same log.
 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
 """
 
+from .answers import Answer, Outcome
 from .catalogue import DEFAULT_CATALOGUE_PATH, Catalogue, Studio, Title, load_catalogue
+from .census import DecisionCensus, RuleSetDecisions, decision_census
 from .commands import (
     AcquireLicense,
     CancelMembership,
@@ -27,12 +31,15 @@ from .commands import (
 )
 from .downloaded import Downloaded, DownloadedState
 from .errors import (
+    ClockSkewError,
     CommandRefusedError,
     DownloadsError,
     InvalidCommandError,
+    LateRequestError,
     LicenseNotHeldError,
     NotSubscribedError,
     RequestForgottenError,
+    RequestReusedError,
     RuleFileError,
     UnknownDeviceError,
 )
@@ -55,8 +62,9 @@ from .explain import DenialExplanation, TimelineEntry, explain_denial, timeline
 from .license import License, LicenseState
 from .member import MemberAccount, MemberState, license_id_for
 from .projections import ActiveLicenses, DenialsByRule, DevicesPerMember, DownloadsPerTitleDay, ReadModels
+from .requests import REQUEST_MEMORY
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
-from .service import DownloadService, Outcome
+from .service import DownloadService
 from .simulator import SimulationReport, simulate
 from .whatif import Change, WhatIfReport, recorded_requests, whatif
 
@@ -64,15 +72,19 @@ __all__ = [
     "DEFAULT_CATALOGUE_PATH",
     "DEFAULT_RULES_PATH",
     "EVENT_TYPES",
+    "REQUEST_MEMORY",
     "RULE_IDS",
     "AcquireLicense",
     "ActiveLicenses",
+    "Answer",
     "CancelMembership",
     "Catalogue",
     "Change",
     "ChangePlan",
+    "ClockSkewError",
     "Command",
     "CommandRefusedError",
+    "DecisionCensus",
     "DenialExplanation",
     "DenialsByRule",
     "DeviceRegistered",
@@ -86,6 +98,7 @@ __all__ = [
     "DownloadsPerTitleDay",
     "ExpireTitleLicenses",
     "InvalidCommandError",
+    "LateRequestError",
     "License",
     "LicenseAcquired",
     "LicenseExpired",
@@ -108,8 +121,10 @@ __all__ = [
     "RemoveDevice",
     "RenewLicense",
     "RequestForgottenError",
+    "RequestReusedError",
     "RuleFileError",
     "RuleSet",
+    "RuleSetDecisions",
     "SimulationReport",
     "Studio",
     "Subscribe",
@@ -118,6 +133,7 @@ __all__ = [
     "UnknownDeviceError",
     "WhatIfReport",
     "command_from_payload",
+    "decision_census",
     "explain_denial",
     "license_id_for",
     "load_catalogue",

@@ -4,8 +4,13 @@ only on the seed, their index and the outcomes of their own commands.
 
 The mix is an assumption [A], tuned so a year of activity looks plausible: most members
 download now and then, a few download a lot, travellers download in bursts before trips,
-families re-download the same children's titles (and meet the per-title limit), and some
+families re-download the same children's titles (and meet the per-title limit), collectors
+download every day and delete nothing (and meet the per-device and per-studio limits), and some
 members cancel (and some of those come back).
+
+Device clocks are not all right: most are exact, some are a few minutes out either way, and a
+few are days or years out (``pick_clock_offset``). The service's clock is the authority, so
+those devices meet the clock bounds.
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ class Behaviour:
 
 BEHAVIOURS: tuple[Behaviour, ...] = (
     #          name        share  visits/wk downloads del.w  del.e  renew  play  rewatch
-    Behaviour("occasional", 0.35, 0.10, (1, 1), 0.3, 0.4, 0.05, 0.5, 0.0),
+    Behaviour("occasional", 0.32, 0.10, (1, 1), 0.3, 0.4, 0.05, 0.5, 0.0),
     Behaviour("casual", 0.31, 0.25, (0, 2), 0.5, 0.4, 0.15, 0.5, 0.05),
     Behaviour("binge", 0.06, 0.8, (1, 3), 0.6, 0.5, 0.1, 0.6, 0.15),
     Behaviour("traveller", 0.12, 0.12, (0, 1), 0.3, 0.3, 0.4, 0.5, 0.05, trips_per_year=4.0),
-    Behaviour("family", 0.10, 0.4, (1, 2), 0.2, 0.3, 0.4, 0.5, 0.6),
+    Behaviour("family", 0.10, 0.5, (1, 2), 0.2, 0.3, 0.6, 0.5, 0.7),
     Behaviour("churner", 0.06, 0.25, (0, 2), 0.5, 0.4, 0.15, 0.5, 0.05, churn=1.0),
+    Behaviour("collector", 0.03, 6.0, (3, 5), 0.0, 0.0, 0.0, 0.3, 0.0),
 )
 
 PLANS = (("basic", 0.25), ("standard", 0.5), ("premium", 0.25))
@@ -49,6 +55,20 @@ DEVICE_KINDS = ("phone", "tablet", "laptop", "phone", "tablet")
 UTC_OFFSETS = (-8, -7, -6, -5, -5, -3, 0, 0, 1, 1, 1, 2, 3, 5.5, 8, 9, 10)  # hours, weighted by repetition
 WEEKDAY_WEIGHT = (0.8, 0.8, 0.85, 0.9, 1.15, 1.3, 1.2)  # Monday .. Sunday
 EVENING_HOURS = (7, 8, 12, 13, 17, 18, 19, 19, 20, 20, 20, 21, 21, 21, 22, 22, 23)  # local, weighted
+
+
+CLOCKS_EXACT, CLOCKS_MINUTES_OUT = 0.90, 0.09  # the rest are days or years out [A]
+
+
+def pick_clock_offset(rng: random.Random) -> timedelta:
+    """How far a new device's clock is from the true time."""
+    roll = rng.random()
+    if roll < CLOCKS_EXACT:
+        return timedelta(0)
+    sign = rng.choice((-1, 1))
+    if roll < CLOCKS_EXACT + CLOCKS_MINUTES_OUT:
+        return sign * timedelta(seconds=rng.uniform(10, 6 * 60))
+    return sign * timedelta(days=rng.uniform(1, 900))
 
 
 def pick_behaviour(rng: random.Random) -> Behaviour:
@@ -88,12 +108,14 @@ class SimMember:
     utc_offset: timedelta
     devices: list[str] = field(default_factory=list)
     device_kinds: dict[str, str] = field(default_factory=dict)
+    clock_offsets: dict[str, timedelta] = field(default_factory=dict)  # device -> its clock's error
     held: dict[str, Held] = field(default_factory=dict)
     favourites: list[str] = field(default_factory=list)
     subscribed: bool = False
     requests: int = 0
     devices_made: int = 0
     travel_device: str | None = None
+    busy_until: datetime | None = None  # the true time of the member's latest request
 
     def next_request_id(self) -> str:
         self.requests += 1

@@ -1,16 +1,18 @@
 """Commands: what a member's device (or the catalogue team) asks the service to do.
 
 Every command carries the member it concerns, its own time ``at`` (aware; normalised to UTC,
-a naive time is refused) and a ``request_id`` chosen by the client: re-sending the same request
-id returns the first outcome and writes nothing. Commands travel as tagged JSON (``"type"``) in
-event metadata, so a recorded store holds its own request history for what-if replays.
+a naive time is refused; the service trusts it only within the rules' clock bounds, see
+``clock.py``) and a ``request_id`` chosen by the client: re-sending the same request returns the
+first answer and writes nothing, and the same id for another request is refused (see
+``requests.py``). Commands travel as tagged JSON (``"type"``) in event metadata, so a recorded
+store holds its own request history for what-if replays.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, get_args
 
 import msgspec
 
@@ -24,6 +26,10 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
     member_id: str
     at: datetime
     request_id: str
+
+    #: sent by a member's device, whose clock the service trusts only within the rules' clock
+    #: bounds (``clock.py``); False for the service's own catalogue operations
+    from_device: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.at, datetime) or self.at.tzinfo is None or self.at.utcoffset() is None:
@@ -41,7 +47,8 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=T
 
     def payload(self) -> dict[str, Any]:
         """The command as plain JSON-compatible data (with its ``type`` tag)."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 class Subscribe(Command, frozen=True, kw_only=True):
@@ -83,8 +90,11 @@ class ReleaseLicense(Command, frozen=True, kw_only=True):
 
 
 class ExpireTitleLicenses(Command, frozen=True, kw_only=True):
-    """The per-member part of a title leaving the catalogue: end the member's licences of it."""
+    """The per-member part of a title leaving the catalogue: end the member's licences of it.
+    Sent by the service (``DownloadService.withdraw_title``), stamped with the leaving date,
+    possibly well after it: the clock bounds do not apply."""
 
+    from_device: ClassVar[bool] = False
     title_id: str
 
 
@@ -100,13 +110,14 @@ AnyCommand = (
     | ReleaseLicense
     | ExpireTitleLicenses
 )
-COMMAND_TYPES: tuple[type[Command], ...] = AnyCommand.__args__  # type: ignore[attr-defined]
+COMMAND_TYPES: tuple[type[Command], ...] = get_args(AnyCommand)
 
 
 def command_from_payload(payload: Any) -> Command:
     """A command back from its JSON payload (as stored in event metadata)."""
     try:
-        return msgspec.convert(payload, AnyCommand)  # type: ignore[arg-type]
+        command: Command = msgspec.convert(payload, AnyCommand)
+        return command
     except msgspec.ValidationError as exc:
         raise InvalidCommandError(f"not a command payload: {exc}") from exc
 

@@ -1,16 +1,21 @@
 """Downloaded: how many times a member downloaded one title (Netflix's *Downloaded* aggregate),
-for the per-title limit over a rolling year.
+for the per-title limit over a rolling year (and, all of a studio's titles together, for the
+per-studio yearly count).
 
 Its history is the member's ``LicenseAcquired`` and ``LicenseRenewed`` events of the title. It
 keeps every download and renewal within ``HISTORY_HORIZON_DAYS`` whatever today's rules count,
 so a rule change (a longer window, renewals no longer counting) needs no migration.
 
-Window semantics: a download at ``t`` counts against a decision at ``at`` while ``at - window < t``;
-it stops counting at exactly ``t + window``. Downloads stamped *after* ``at`` count too: a command
-can be decided after later-stamped ones were recorded (a retry after a conflict, two servers a few
-milliseconds apart, a reconciled provisional grant), and its grant must keep every window holding
-it within the limit. With a limit ``L`` and ``c >= L`` counted downloads (oldest first
-``t0 <= t1 <= ...``), the member may download again at ``t[c - L] + window``.
+Every time here is service time: when the service decided the download (the event's
+``decided_at``), never the client's claim, so no client clock can move a download out of a
+window or trim the history early.
+
+Window semantics: a download at ``t`` counts against a decision at ``now`` while ``now - window < t``;
+it stops counting at exactly ``t + window``. Downloads decided *after* ``now`` count too: a command
+can be decided in the service's past (a reconciled provisional grant, two servers a few
+milliseconds apart), and its grant must keep every window holding it within the limit. With a
+limit ``L`` and ``c >= L`` counted downloads (oldest first ``t0 <= t1 <= ...``), the member may
+download again at ``t[c - L] + window``.
 """
 
 from __future__ import annotations
@@ -58,10 +63,15 @@ class Downloaded:
 
     def free_again_at(self, at: datetime, window: timedelta, limit: int, *, include_renewals: bool) -> datetime | None:
         """When the member may download again, or None if they may now."""
-        times = self.counted(at, window, include_renewals=include_renewals)
-        if len(times) < limit:
-            return None
-        return times[len(times) - limit] + window
+        return _free_again(self.counted(at, window, include_renewals=include_renewals), window, limit)
+
+    @staticmethod
+    def free_again_among(
+        states: list[DownloadedState], at: datetime, window: timedelta, limit: int, *, include_renewals: bool
+    ) -> datetime | None:
+        """``free_again_at`` over several titles' downloads together (a studio's)."""
+        times = sorted(t for s in states for t in Downloaded(s).counted(at, window, include_renewals=include_renewals))
+        return _free_again(times, window, limit)
 
     def outlook(
         self, at: datetime, window: timedelta, limit: int, *, include_renewals: bool, adding: bool
@@ -80,8 +90,14 @@ class Downloaded:
         oldest_kept = at - _HORIZON
         if downloads and downloads[0].at <= oldest_kept:
             downloads[:] = [d for d in downloads if d.at > oldest_kept]
-        insort(downloads, Download(at, renewal), key=_at)  # a late-reported command stays in order
+        insort(downloads, Download(at, renewal), key=_at)  # one decided in the service's past stays in order
 
 
 def _at(download: Download) -> datetime:
     return download.at
+
+
+def _free_again(times: list[datetime], window: timedelta, limit: int) -> datetime | None:
+    if len(times) < limit:
+        return None
+    return times[len(times) - limit] + window

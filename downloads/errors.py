@@ -6,10 +6,13 @@
     └── DownloadsError
         ├── RuleFileError            a rule or catalogue file that cannot be used (+ InvalidInputError)
         ├── InvalidCommandError      a malformed command: naive time, empty id, unknown plan (+ InvalidInputError)
+        │   ├── ClockSkewError       its time is further from the service's clock than the rules allow
+        │   └── RequestReusedError   a request id the member used before, for different content
         ├── CommandRefusedError      the command does not fit the member's state; nothing is recorded
         │   ├── NotSubscribedError   no active membership (never joined, or cancelled)
         │   ├── UnknownDeviceError   the device is not registered to the member
-        │   └── LicenseNotHeldError  the licence is unknown, released, or ended with its title
+        │   ├── LicenseNotHeldError  the licence is unknown, released, or ended with its title
+        │   └── LateRequestError     its time is too far before the member's latest decision
         ├── RequestForgottenError    a request id the store has seen, too old to recall its outcome
         └── ScaleOutError            a Dask cluster that cannot be reached or used, or a split's task that failed
 
@@ -18,6 +21,8 @@ A *denial* (a business rule said no) is not an error: it is an outcome, recorded
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from es_core import EventSourcingError, InvalidInputError
 
@@ -62,6 +67,37 @@ class LicenseNotHeldError(CommandRefusedError):
 
 class RequestForgottenError(DownloadsError):
     """The store holds this request's events, but the member no longer remembers its outcome."""
+
+
+class ClockSkewError(InvalidCommandError):
+    """A command whose ``at`` is further from the service's clock than the rules' ``[clock]
+    max_skew_minutes``. ``bound`` names that key, ``limit`` is its value, ``at`` the command's
+    time and ``reference`` the service time it was compared with."""
+
+    def __init__(self, message: str, *, bound: str, limit: timedelta, at: datetime, reference: datetime) -> None:
+        super().__init__(message)
+        self.bound, self.limit, self.at, self.reference = bound, limit, at, reference
+
+
+class LateRequestError(CommandRefusedError):
+    """A command whose ``at`` is earlier than the member's latest decision by more than the
+    rules' ``[clock] max_lateness_minutes``, or a download or renewal dated before the
+    membership began. ``bound`` names the key (or ``member_since``), ``reference`` the time it
+    was compared with."""
+
+    def __init__(self, message: str, *, bound: str, limit: timedelta, at: datetime, reference: datetime) -> None:
+        super().__init__(message)
+        self.bound, self.limit, self.at, self.reference = bound, limit, at, reference
+
+
+class RequestReusedError(InvalidCommandError):
+    """A request id the member already used for another request. Request ids are idempotency
+    keys: a retry must repeat the first request, so nothing is written and the first outcome
+    stands. ``differences`` maps each differing field to (first value, this value)."""
+
+    def __init__(self, message: str, *, request_id: str, differences: dict[str, tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.request_id, self.differences = request_id, differences
 
 
 class ScaleOutError(DownloadsError):

@@ -2,11 +2,15 @@
 denial, the earlier events that made its limit bind.
 
 Because every event names its licence or title, one licence's or one title's history is a
-filter over the member's stream.
+filter over the member's stream. Every decision names the rule set that judged it, so a denial
+is explained with the limits in force when it was decided, not with today's file: its causes
+are read with the rule set whose content hash the denial recorded, found among the rule sets
+given and the shipped rule files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +20,7 @@ import msgspec
 from es_core import DomainEvent, EventRegistry, EventStore
 
 from .events import (
+    DECISIONS,
     DeviceRegistered,
     DeviceRemoved,
     DownloadDenied,
@@ -28,13 +33,16 @@ from .events import (
     MemberSubscribed,
     PlanChanged,
     new_registry,
+    rules_label,
 )
 from .member import MemberAccount
 from .policy import when
 from .rules import (
+    DEFAULT_RULES_PATH,
     DEVICES_PER_PLAN,
     DOWNLOADS_PER_DEVICE,
     STUDIO_ACTIVE_DOWNLOADS,
+    STUDIO_DOWNLOADS_PER_YEAR,
     TITLE_DOWNLOADS_PER_YEAR,
     RuleSet,
     load_rules,
@@ -42,6 +50,9 @@ from .rules import (
 
 
 class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event: ``at`` when the member acted (business time), ``recorded_at`` when the
+    store wrote it; ``rules``: the rule set that judged a decision ("name@digest")."""
+
     version: int
     recorded_at: datetime
     event_type: str
@@ -49,23 +60,35 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
     title_id: str | None
     summary: str
     request_id: str | None = None
+    at: datetime | None = None
+    rules: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 @dataclass(frozen=True)
 class DenialExplanation:
+    """A denial and its causes. ``rules``: the rule set that judged it ("name@digest", "" if
+    recorded before decisions named their rules); ``causes_read_with``: the rule set whose
+    window and renewal rule picked the causes (the same one when it was at hand)."""
+
     denial: TimelineEntry
     rule: str
     limit: int | None
     retry_at: datetime | None
     reason: str
     causes: list[TimelineEntry] = field(default_factory=list)
+    rules: str = ""
+    causes_read_with: str = ""
 
     @property
     def text(self) -> str:
-        lines = [f"{self.denial.summary}", f"because: {self.reason}"]
+        judged = self.rules or "a rule set recorded before decisions named theirs"
+        lines = [f"{self.denial.summary}", f"because: {self.reason}", f"judged under {judged} (limit {self.limit})"]
+        if self.causes_read_with != self.rules:
+            lines.append(f"causes read with {self.causes_read_with}, as that rule set is not at hand")
         lines += [f"  v{c.version} {c.summary}" for c in self.causes]
         return "\n".join(lines)
 
@@ -73,6 +96,7 @@ class DenialExplanation:
         return {
             "denial": self.denial.as_dict(), "rule": self.rule, "limit": self.limit,
             "retry_at": self.retry_at.isoformat() if self.retry_at else None, "reason": self.reason,
+            "rules": self.rules, "causes_read_with": self.causes_read_with,
             "causes": [c.as_dict() for c in self.causes],
         }
 
@@ -102,26 +126,34 @@ def explain_denial(
     member_id: str,
     request_id: str,
     *,
-    rules: RuleSet | None = None,
+    rules: RuleSet | Iterable[RuleSet] | None = None,
     registry: EventRegistry | None = None,
 ) -> DenialExplanation:
-    """The denial of ``request_id`` and the events before it that made its rule bind."""
-    rules = rules or load_rules()
+    """The denial of ``request_id`` and the events before it that made its rule bind, read
+    with the rule set that judged it: the one among ``rules`` and the shipped rule files
+    whose content hash the denial recorded (else ``rules``, or the default file)."""
     registry = registry or new_registry()
     held: dict[str, tuple[LicenseAcquired, TimelineEntry]] = {}
-    downloads: list[tuple[str, datetime, bool, TimelineEntry]] = []  # title, at, renewal, entry
+    downloads: list[tuple[str, str, datetime, bool, TimelineEntry]] = []  # title, studio, decided at, renewal, entry
+    studios: dict[str, str] = {}  # licence -> studio
     plan: TimelineEntry | None = None
     for record in store.read_stream(MemberAccount.stream_id_for(member_id)):
         for event in registry.decode(record):
             entry = _entry(record.version, record.recorded_at, event, record.metadata.get("request_id"))
             if isinstance(event, DownloadDenied) and event.request_id == request_id:
-                causes = _causes(event, held, downloads, plan, rules)
-                return DenialExplanation(entry, event.rule, event.limit, event.retry_at, event.reason, causes)
+                in_force = _rules_in_force(event, rules)
+                causes = _causes(event, held, downloads, plan, in_force)
+                return DenialExplanation(
+                    entry, event.rule, event.limit, event.retry_at, event.reason, causes,
+                    rules=rules_label(event), causes_read_with=in_force.label,
+                )
             if isinstance(event, LicenseAcquired):
                 held[event.license_id] = (event, entry)
-                downloads.append((event.title_id, event.at, False, entry))
+                studios[event.license_id] = event.studio_id
+                downloads.append((event.title_id, event.studio_id, event.decided_at, False, entry))
             elif isinstance(event, LicenseRenewed):
-                downloads.append((event.title_id, event.at, True, entry))
+                studio = studios.get(event.license_id, "")
+                downloads.append((event.title_id, studio, event.decided_at, True, entry))
             elif isinstance(event, LicenseReleased | LicenseExpired):
                 held.pop(event.license_id, None)
             elif isinstance(event, MemberSubscribed | PlanChanged):
@@ -129,19 +161,37 @@ def explain_denial(
     raise LookupError(f"member {member_id} has no denial for request {request_id}")
 
 
+def _rules_in_force(denial: DownloadDenied, given: RuleSet | Iterable[RuleSet] | None) -> RuleSet:
+    """The rule set that judged ``denial``, if it is among ``given`` or the shipped files."""
+    candidates = [given] if isinstance(given, RuleSet) else list(given or [])
+    fallback = candidates[0] if candidates else None
+    for rules in candidates:
+        if denial.rules_digest and rules.digest == denial.rules_digest:
+            return rules
+    if denial.rules_digest:
+        for path in sorted(DEFAULT_RULES_PATH.parent.glob("*.toml")):
+            shipped = load_rules(path)
+            if shipped.digest == denial.rules_digest:
+                return shipped
+    return fallback or load_rules()
+
+
 def _causes(
     denial: DownloadDenied,
     held: dict[str, tuple[LicenseAcquired, TimelineEntry]],
-    downloads: list[tuple[str, datetime, bool, TimelineEntry]],
+    downloads: list[tuple[str, str, datetime, bool, TimelineEntry]],
     plan: TimelineEntry | None,
     rules: RuleSet,
 ) -> list[TimelineEntry]:
+    since = denial.decided_at - rules.window
+    counted = [
+        (title, studio, e) for title, studio, at, renewal, e in downloads
+        if since < at <= denial.decided_at and (rules.renewal_counts or not renewal)
+    ]
     if denial.rule == TITLE_DOWNLOADS_PER_YEAR:
-        since = denial.at - rules.window
-        return [
-            e for title, at, renewal, e in downloads
-            if title == denial.title_id and since < at <= denial.at and (rules.renewal_counts or not renewal)
-        ]
+        return [e for title, _, e in counted if title == denial.title_id]
+    if denial.rule == STUDIO_DOWNLOADS_PER_YEAR:
+        return [e for _, studio, e in counted if studio == denial.studio_id]
     if denial.rule == DEVICES_PER_PLAN:
         others = [e for acquired, e in held.values() if acquired.device_id != denial.device_id]
         return ([plan] if plan else []) + others
@@ -154,9 +204,10 @@ def _causes(
 
 def _entry(version: int, recorded_at: datetime, e: DomainEvent, request_id: str | None) -> TimelineEntry:
     aggregate, title, summary = _describe(e)
+    judged = rules_label(e) if isinstance(e, DECISIONS) else ""
     return TimelineEntry(
         version=version, recorded_at=recorded_at, event_type=type(e).event_type, aggregate_id=aggregate,
-        title_id=title, summary=summary, request_id=request_id,
+        title_id=title, summary=summary, request_id=request_id, at=getattr(e, "at", None), rules=judged or None,
     )
 
 

@@ -11,10 +11,19 @@ follows an explicit ``FallbackPolicy`` instead of failing the request:
   plays), grant at once, at most ``max_provisional_per_member`` unconfirmed grants per member,
   and record each grant in a durable local journal *before* answering. Other commands are denied.
   When the store is back, ``reconcile()`` replays every journalled command through the real
-  service, with its original request id and time: a grant the rules still allow is *confirmed*;
-  one they now deny is *revoked* (the device must delete that download); a command that no
-  longer applies is *refused*. A retry of a journalled request once the store is back settles
-  that request first and returns the real outcome.
+  service, with its original request id and time, decided at the service time it was granted
+  (``DownloadService.handle(..., accepted_at=...)``): a grant the rules still allow is
+  *confirmed*; one they now deny is *revoked* (the device must delete that download); a command
+  that no longer applies is *refused*. A retry of a journalled request once the store is back
+  settles that request first and returns the real outcome.
+
+The client's clock is held to the same bound as by the service: a command whose time is further
+from the service's clock than the rules' ``max_skew_minutes`` is refused with ``ClockSkewError``
+before any fallback answer, and nothing is journalled. (The lateness bound needs the member's
+state, which the store holds: it is not checked while the store is out, nor on reconciliation,
+where the service's own record of when it granted is the time that counts.) A request id that
+is journalled already must repeat its request: another command under it is refused with
+``RequestReusedError``.
 
 Because the replay uses the original request id, a command whose write landed before its reply
 was lost (a timeout) is recognised as a retry and written once, never twice.
@@ -53,6 +62,8 @@ from es_core import ConcurrencyError, InvalidInputError, StoreUnavailableError
 
 from . import policy as _policy
 from ._files import convert, read_toml
+from .answers import FALLBACK_DENY, FALLBACK_PROVISIONAL, Answer, Outcome
+from .clock import check_skew
 from .commands import COMMAND_TYPES, AcquireLicense, Command, command_from_payload
 from .errors import (
     CommandRefusedError,
@@ -62,7 +73,8 @@ from .errors import (
     RuleFileError,
 )
 from .member import license_id_for
-from .service import DownloadService, Outcome
+from .requests import check_same_request, fields_of_payload
+from .service import DownloadService
 
 DENY = "deny"
 GRANT_PROVISIONALLY = "grant_provisionally"
@@ -142,27 +154,21 @@ class FallbackPolicy:
         return cls.from_dict(table, source=str(path))
 
 
-class FallbackOutcome(Outcome, frozen=True, kw_only=True):
-    """An ``Outcome`` answered by the fallback. ``provisional``: granted without the store,
-    to be confirmed or revoked by ``reconcile()``. ``fallback``: ``"deny"`` or ``"provisional"``."""
-
-    provisional: bool = False
-    fallback: str = ""
-
-
 class JournalError(DownloadsError):
     """The provisional-grant journal is damaged beyond a torn last line."""
 
 
 class JournalEntry(msgspec.Struct, kw_only=True):
-    """One line of the journal: a provisional grant, or what reconciling one came to."""
+    """One line of the journal: a provisional grant, or what reconciling one came to.
+    ``recorded_at``: the service's clock when the line was written (for a grant, the service
+    time it is reconciled at)."""
 
     op: Literal["grant", "resolve"]
     member_id: str
     request_id: str
     recorded_at: datetime
     command: dict[str, Any] | None = None
-    outcome: FallbackOutcome | None = None
+    outcome: Outcome | None = None
     result: str = ""
     detail: str = ""
 
@@ -193,7 +199,7 @@ class ProvisionalJournal:
                 f.truncate(len(data) - len(tail))
         for number, line in enumerate(lines, start=1):
             try:
-                entry = msgspec.json.decode(line, type=JournalEntry)
+                entry = _decode_entry(line)
             except msgspec.DecodeError as exc:
                 raise JournalError(f"{self.path}: line {number} is damaged: {exc}") from None
             self._apply(entry)
@@ -215,12 +221,13 @@ class ProvisionalJournal:
             f.flush()
             os.fsync(f.fileno())
 
-    def record(self, command: Command, outcome: FallbackOutcome) -> None:
+    def record(self, command: Command, outcome: Outcome, accepted_at: datetime | None = None) -> None:
+        """Journal a provisional grant; ``accepted_at``: the service's clock (default: now)."""
         entry = JournalEntry(
             op="grant",
             member_id=command.member_id,
             request_id=command.request_id,
-            recorded_at=datetime.now(UTC),
+            recorded_at=accepted_at or datetime.now(UTC),
             command=command.payload(),
             outcome=outcome,
         )
@@ -234,7 +241,7 @@ class ProvisionalJournal:
             member_id=entry.member_id,
             request_id=entry.request_id,
             recorded_at=datetime.now(UTC),
-            outcome=msgspec.convert(msgspec.to_builtins(outcome), FallbackOutcome) if outcome else None,
+            outcome=outcome,
             result=result,
             detail=detail,
         )
@@ -314,6 +321,8 @@ class FallbackService:
         if not isinstance(command, Command):
             raise InvalidCommandError(f"expected a command, not {type(command).__name__}")
         entry = self.journal.find(command.member_id, command.request_id) if self.journal else None
+        if entry is not None and entry.command is not None:
+            check_same_request(command, *fields_of_payload(entry.command))
         if self._circuit_open():
             self.stats.short_circuited += 1
             return self._fallback(command, entry)
@@ -358,7 +367,7 @@ class FallbackService:
         assert self.journal is not None and entry.command is not None and entry.outcome is not None
         command = command_from_payload(entry.command)
         try:
-            outcome = self.service.handle(command)
+            outcome = self.service.handle(command, accepted_at=entry.recorded_at)
         except (CommandRefusedError, InvalidCommandError) as exc:
             self.journal.resolve(entry, REFUSED, str(exc))
             self.stats.reconciled += 1
@@ -383,53 +392,38 @@ class FallbackService:
     def _fallback(self, command: Command, entry: JournalEntry | None) -> Outcome:
         if entry is not None and entry.outcome is not None:
             return entry.outcome  # a retry while the store is still out: the same answer
+        now = self.service.now()
+        check_skew(command, now, self.service.rules.clock)  # the client's clock is no more trusted here
         p = self.policy
         if p.mode == GRANT_PROVISIONALLY and command.name in p.provisional_commands and self.journal is not None:
             held = len(self.journal.pending(command.member_id))
             if held >= p.max_provisional_per_member:
-                return self._deny(command, f"and this account has {held} unconfirmed downloads already")
+                return self._deny(command, now, f"and this account has {held} unconfirmed downloads already")
             outcome = self._provisional(command)
             try:
-                self.journal.record(command, outcome)
+                self.journal.record(command, outcome, now)
             except OSError:  # a grant that cannot be recorded cannot be reconciled: deny it
-                return self._deny(command, "and grants cannot be recorded")
+                return self._deny(command, now, "and grants cannot be recorded")
             self.stats.provisional += 1
             return outcome
-        return self._deny(command)
+        return self._deny(command, now)
 
-    def _provisional(self, command: Command) -> FallbackOutcome:
+    def _provisional(self, command: Command) -> Outcome:
+        license_id: str | None = getattr(command, "license_id", None)
         if isinstance(command, AcquireLicense):
             license_id = license_id_for(command.member_id, command.request_id)  # the id the service would give
-        else:
-            license_id = getattr(command, "license_id", None)
-        return FallbackOutcome(
-            command=command.name,
-            member_id=command.member_id,
-            request_id=command.request_id,
-            at=command.at,
-            granted=True,
-            license_id=license_id,
-            provisional=True,
-            fallback="provisional",
-            reason="granted provisionally: the licence records cannot be reached right now, "
-            "so this download will be checked against the rules when they can",
+        reason = (
+            "granted provisionally: the licence records cannot be reached right now, "
+            "so this download will be checked against the rules when they can"
         )
+        return _answered(command, Answer(True, reason, license_id=license_id), FALLBACK_PROVISIONAL)
 
-    def _deny(self, command: Command, more: str = "") -> FallbackOutcome:
+    def _deny(self, command: Command, now: datetime, more: str = "") -> Outcome:
         self.stats.denied += 1
-        retry_at = command.at + self.policy.retry_after
+        retry_at = now + self.policy.retry_after  # service time: the client's clock sets no date
         why = f" {more}" if more else ""
-        return FallbackOutcome(
-            command=command.name,
-            member_id=command.member_id,
-            request_id=command.request_id,
-            at=command.at,
-            granted=False,
-            rule=STORE_UNAVAILABLE,
-            retry_at=retry_at,
-            fallback="deny",
-            reason=f"the licence records cannot be reached right now{why}; try again after {_policy.when(retry_at)}",
-        )
+        reason = f"the licence records cannot be reached right now{why}; try again after {_policy.when(retry_at)}"
+        return _answered(command, Answer(False, reason, STORE_UNAVAILABLE, retry_at=retry_at), FALLBACK_DENY)
 
     # -- the circuit breaker -------------------------------------------------------------
 
@@ -458,6 +452,27 @@ class FallbackService:
             self._probing = False
 
 
+def _answered(command: Command, answer: Answer, fallback: str) -> Outcome:
+    return Outcome(
+        command=command.name, member_id=command.member_id, request_id=command.request_id, at=command.at,
+        answer=answer, fallback=fallback,
+    )
+
+
+def _decode_entry(line: bytes) -> JournalEntry:
+    """A journal line. Lines written before an ``Outcome`` wrapped its ``Answer`` held the
+    answer's fields flat in the outcome: they are regrouped, so grants pending across an
+    upgrade are still reconciled."""
+    raw = msgspec.json.decode(line)
+    outcome = raw.get("outcome") if isinstance(raw, dict) else None
+    if isinstance(outcome, dict) and "answer" not in outcome:
+        granted = outcome.pop("granted", False)
+        rest = [outcome.pop(name, None) for name in Answer.__struct_fields__[1:]]
+        outcome["answer"] = [granted, rest[0] or "", *rest[1:]]
+        outcome.pop("provisional", None)
+    return msgspec.convert(raw, JournalEntry)
+
+
 __all__ = [
     "CONFIRMED",
     "DENY",
@@ -467,7 +482,6 @@ __all__ = [
     "REFUSED",
     "REVOKED",
     "STORE_UNAVAILABLE",
-    "FallbackOutcome",
     "FallbackPolicy",
     "FallbackService",
     "FallbackStats",

@@ -9,20 +9,23 @@ entities inside it (``licence.py``, ``downloaded.py``), each event naming its li
 
 Before every command, the catalogue catches up: licences of titles that left the catalogue
 since the last command are expired, each stamped with the moment the title left.
+
+Commands are decided at ``now``, the service's clock (see ``clock.py``): the command's own time
+is checked against the rules' clock bounds, and every window runs on service time.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
 from es_core import Aggregate, applies
 
-from . import policy
+from . import clock, policy
+from .answers import Answer
 from .catalogue import Catalogue, Title
 from .commands import (
     AcquireLicense,
@@ -59,30 +62,14 @@ from .events import (
     PlanChanged,
 )
 from .license import License, LicenseState
+from .requests import REQUEST_MEMORY, RememberedRequest
 from .rules import RuleSet
-
-REQUEST_MEMORY = 16
-"""Outcomes of the member's latest requests kept for retries (client retries come within
-seconds; an older retry is still absorbed by the store through its derived event ids)."""
 
 
 class Device(msgspec.Struct, kw_only=True, gc=False):
     registered_at: datetime
     kind: str = ""
     held: int = 0  # licences held on this device
-
-
-class RequestRecord(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
-    """The first outcome of a request, returned again to a retry."""
-
-    granted: bool
-    license_id: str | None = None
-    rule: str | None = None
-    limit: int | None = None
-    retry_at: datetime | None = None
-    remaining: int | None = None
-    resets_at: datetime | None = None
-    reason: str = ""
 
 
 class MemberState(msgspec.Struct, kw_only=True, gc=False):
@@ -93,23 +80,10 @@ class MemberState(msgspec.Struct, kw_only=True, gc=False):
     licenses: dict[str, LicenseState] = msgspec.field(default_factory=dict, name="licences")
     titles: dict[str, DownloadedState] = {}
     studio_active: dict[str, int] = {}
-    requests: dict[str, RequestRecord] = {}  # oldest first, at most REQUEST_MEMORY
+    requests: dict[str, RememberedRequest] = {}  # oldest first, at most REQUEST_MEMORY
+    latest_at: datetime | None = None  # the latest business time of the member's decisions
     grants: int = 0
     denials: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the member decided: granted or denied (with the rule), and what to tell them."""
-
-    granted: bool
-    reason: str = ""
-    rule: str | None = None
-    limit: int | None = None
-    retry_at: datetime | None = None
-    license_id: str | None = None
-    remaining: int | None = None
-    resets_at: datetime | None = None
 
 
 def license_id_for(member_id: str, request_id: str) -> str:
@@ -175,7 +149,8 @@ class MemberAccount(Aggregate[MemberState]):
 
     aggregate_type = "member"
     State = MemberState
-    state_schema_version = 1
+    # 2: remembered requests became (command, fields, answer); latest_at; histories in service time
+    state_schema_version = 2
 
     # -- queries -------------------------------------------------------------------------
 
@@ -194,40 +169,53 @@ class MemberAccount(Aggregate[MemberState]):
     def devices_holding_downloads(self) -> list[str]:
         return [d for d, device in self.state.devices.items() if device.held]
 
-    def remembered(self, request_id: str) -> RequestRecord | None:
+    def remembered(self, request_id: str) -> RememberedRequest | None:
         return self.state.requests.get(request_id)
 
     # -- commands ------------------------------------------------------------------------
 
-    def execute(self, command: Command, rules: RuleSet, catalogue: Catalogue) -> Verdict:
-        """Decide ``command`` at its time: record events, return the verdict. Raises a
-        ``CommandRefusedError`` / ``InvalidCommandError`` (the caller then saves nothing)."""
-        self.catch_up(command.at, catalogue)
+    def execute(
+        self, command: Command, rules: RuleSet, catalogue: Catalogue, now: datetime, *, check_lateness: bool = True
+    ) -> Answer:
+        """Decide ``command`` at service time ``now``: record events, return the answer.
+        Raises a ``CommandRefusedError`` / ``InvalidCommandError`` (the caller then saves
+        nothing), ``ClockSkewError`` / ``LateRequestError`` among them. ``check_lateness=False``
+        for a request the service accepted at ``now`` and decides only later (a reconciled
+        provisional grant): the member's later decisions do not make it late."""
         handler = _HANDLERS.get(type(command))
         if handler is None:
             raise InvalidCommandError(f"MemberAccount does not handle {type(command).__name__}")
-        return handler(self, command, rules, catalogue)
+        if command.from_device:
+            clock.check_skew(command, now, rules.clock)
+            if check_lateness:
+                # a licence may not be dated before the membership; other commands need only be on time
+                since = self.state.member_since if isinstance(command, AcquireLicense | RenewLicense) else None
+                clock.check_lateness(command, self.state.latest_at, since, rules.clock)
+        else:  # the service's own operation: its time is the catalogue's, and may run ahead
+            now = max(now, command.at)
+        self.catch_up(now, catalogue)
+        return handler(self, command, rules, catalogue, now)
 
-    def catch_up(self, at: datetime, catalogue: Catalogue) -> None:
-        """Expire the licences of titles that have left the catalogue by ``at``."""
+    def catch_up(self, now: datetime, catalogue: Catalogue) -> None:
+        """Expire the licences of titles that have left the catalogue by ``now``."""
         for state in list(self.state.licenses.values()):
             title = catalogue.title(state.title_id)
-            if title is not None and title.left_by(at):
-                self.record(License(state).expire(title.leaving_on))  # type: ignore[arg-type]
+            if title is not None and title.leaving_on is not None and title.left_by(now):
+                self.record(License(state).expire(title.leaving_on))
 
-    def subscribe(self, cmd: Subscribe, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def subscribe(self, cmd: Subscribe, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         rules.device_limit(cmd.plan)  # an unknown plan is refused
         if self.state.plan is not None:
             raise CommandRefusedError(f"member {self.id} is already subscribed on the {self.state.plan} plan")
         subscribed = MemberSubscribed(plan=cmd.plan, at=cmd.at, request_id=cmd.request_id)
         self.record(subscribed)
-        return Verdict(True, _subscribed_reason(subscribed))
+        return Answer(True, _subscribed_reason(subscribed))
 
-    def change_plan(self, cmd: ChangePlan, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def change_plan(self, cmd: ChangePlan, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         limit = rules.device_limit(cmd.plan)
         old = self._member_plan()
         if old == cmd.plan:
-            return Verdict(True, f"already on the {cmd.plan} plan")
+            return Answer(True, f"already on the {cmd.plan} plan")
         changed = PlanChanged(
             old_plan=old,
             new_plan=cmd.plan,
@@ -237,113 +225,110 @@ class MemberAccount(Aggregate[MemberState]):
             request_id=cmd.request_id,
         )
         self.record(changed)
-        return Verdict(True, _plan_changed_reason(changed))
+        return Answer(True, _plan_changed_reason(changed))
 
-    def cancel(self, cmd: CancelMembership, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def cancel(self, cmd: CancelMembership, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         self._member_plan()
         for state in list(self.state.licenses.values()):
             self.record(License(state).release(cmd.at, "membership_cancelled", cmd.request_id))
         cancelled = MembershipCancelled(at=cmd.at, request_id=cmd.request_id)
         self.record(cancelled)
-        return Verdict(True, _cancelled_reason(cancelled))
+        return Answer(True, _cancelled_reason(cancelled))
 
-    def register_device(self, cmd: RegisterDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def register_device(self, cmd: RegisterDevice, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         self._member_plan()
         if cmd.device_id in self.state.devices:
             raise CommandRefusedError(f"device {cmd.device_id} is already registered to member {self.id}")
         registered = DeviceRegistered(device_id=cmd.device_id, kind=cmd.kind, at=cmd.at, request_id=cmd.request_id)
         self.record(registered)
-        return Verdict(True, _registered_reason(registered))
+        return Answer(True, _registered_reason(registered))
 
-    def remove_device(self, cmd: RemoveDevice, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def remove_device(self, cmd: RemoveDevice, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         self._device(cmd.device_id)
         for state in list(self.state.licenses.values()):
             if state.device_id == cmd.device_id:
                 self.record(License(state).release(cmd.at, "device_removed", cmd.request_id))
         removed = DeviceRemoved(device_id=cmd.device_id, at=cmd.at, request_id=cmd.request_id)
         self.record(removed)
-        return Verdict(True, _removed_reason(removed))
+        return Answer(True, _removed_reason(removed))
 
-    def acquire(self, cmd: AcquireLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def acquire(self, cmd: AcquireLicense, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         self._member_plan()
         self._device(cmd.device_id)
         title = _title(catalogue, cmd.title_id)
         studio = catalogue.studio(title.studio_id)
         downloaded = self.downloaded(title.id)
+        studio_name = studio.name if studio else title.studio_id
         denial = (
-            policy.check_catalogue(title, cmd.at)
+            policy.check_catalogue(title, cmd.at, now)
             or policy.check_devices(self.state, cmd.device_id, rules)
             or policy.check_device_capacity(self.state, cmd.device_id, rules)
-            or policy.check_studio_cap(self.state, title, studio.name if studio else title.studio_id, rules)
-            or policy.check_title_year(downloaded, title, cmd.at, rules)
+            or policy.check_studio_cap(self.state, title, studio_name, rules)
+            or policy.check_studio_year(self.state, title, studio_name, now, rules)
+            or policy.check_title_year(downloaded, title, now, rules)
         )
         if denial is not None:
-            return self._deny("acquire", cmd, denial, title, cmd.device_id, None)
+            return self._deny("acquire", cmd, now, rules, denial, title, cmd.device_id, None)
         license_id = license_id_for(self.id, cmd.request_id)
-        remaining, resets_at = policy.remaining_after(downloaded, title, cmd.at, rules)
+        remaining, resets_at = policy.remaining_after(downloaded, title, now, rules)
         acquired = License.acquire(
             license_id=license_id,
             device_id=cmd.device_id,
             title_id=title.id,
             studio_id=title.studio_id,
             at=cmd.at,
-            duration=rules.license_duration(title.studio_id, title.id),
+            decided_at=now,
+            rules=rules,
             remaining=remaining,
             resets_at=resets_at,
             request_id=cmd.request_id,
         )
         self.record(acquired)
-        return Verdict(
-            True, _granted_reason(acquired), license_id=license_id,
-            remaining=remaining, resets_at=resets_at,
-        )
+        return _grant_answer(acquired)
 
-    def renew(self, cmd: RenewLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def renew(self, cmd: RenewLicense, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         self._member_plan()
         license = self._held(cmd.license_id)
         title = _title(catalogue, license.state.title_id)
         downloaded = self.downloaded(title.id)
-        denial = policy.check_catalogue(title, cmd.at)
+        denial = policy.check_catalogue(title, cmd.at, now)
         if denial is None and rules.renewal_counts:
-            denial = policy.check_title_year(downloaded, title, cmd.at, rules)
+            studio = catalogue.studio(title.studio_id)
+            denial = policy.check_studio_year(
+                self.state, title, studio.name if studio else title.studio_id, now, rules
+            ) or policy.check_title_year(downloaded, title, now, rules)
         if denial is not None:
-            return self._deny("renew", cmd, denial, title, license.state.device_id, cmd.license_id)
-        remaining, resets_at = policy.remaining_after(downloaded, title, cmd.at, rules, renewal=True)
-        renewed = license.renew(
-            cmd.at, rules.license_duration(title.studio_id, title.id), remaining, resets_at, cmd.request_id
-        )
+            return self._deny("renew", cmd, now, rules, denial, title, license.state.device_id, cmd.license_id)
+        remaining, resets_at = policy.remaining_after(downloaded, title, now, rules, renewal=True)
+        renewed = license.renew(cmd.at, now, rules, remaining, resets_at, cmd.request_id)
         self.record(renewed)
-        return Verdict(
-            True, _granted_reason(renewed), license_id=cmd.license_id,
-            remaining=remaining, resets_at=resets_at,
-        )
+        return _grant_answer(renewed)
 
-    def play(self, cmd: PlayDownload, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def play(self, cmd: PlayDownload, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         license = self._held(cmd.license_id)
-        if not license.playable(cmd.at):
+        if not license.playable(now):
             raise CommandRefusedError(
                 f"licence {cmd.license_id} expired at {policy.when(license.state.expires_at)}; renew it to play"
             )
-        s = license.state
-        played = license.play(cmd.at, rules.after_first_play(s.studio_id, s.title_id), cmd.request_id)
+        played = license.play(cmd.at, now, rules, cmd.request_id)
         if played is None:
-            return Verdict(True, "playing", license_id=cmd.license_id)
+            return Answer(True, "playing", license_id=cmd.license_id)
         self.record(played)
-        return Verdict(True, _played_reason(played), license_id=s.license_id)
+        return Answer(True, _played_reason(played), license_id=played.license_id)
 
-    def release(self, cmd: ReleaseLicense, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def release(self, cmd: ReleaseLicense, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         license = self._held(cmd.license_id)
         released = license.release(cmd.at, "deleted", cmd.request_id)
         self.record(released)
-        return Verdict(True, _released_reason(released), license_id=cmd.license_id)
+        return Answer(True, _released_reason(released), license_id=cmd.license_id)
 
-    def expire_title(self, cmd: ExpireTitleLicenses, rules: RuleSet, catalogue: Catalogue) -> Verdict:
+    def expire_title(self, cmd: ExpireTitleLicenses, rules: RuleSet, catalogue: Catalogue, now: datetime) -> Answer:
         title = _title(catalogue, cmd.title_id)
-        if not title.left_by(cmd.at):
+        if not title.left_by(now):
             raise InvalidCommandError(
-                f"title {title.id} has not left the catalogue by {policy.when(cmd.at)}; set its leaving_on first"
+                f"title {title.id} has not left the catalogue by {policy.when(now)}; set its leaving_on first"
             )
-        return Verdict(True, f"'{title.name}' left the catalogue; its licences are expired")
+        return Answer(True, f"'{title.name}' left the catalogue; its licences are expired")
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -365,67 +350,77 @@ class MemberAccount(Aggregate[MemberState]):
         return license
 
     def _deny(
-        self, action: str, cmd: Command, denial: policy.Denial, title: Title, device_id: str, license_id: str | None
-    ) -> Verdict:
-        self.record(
-            DownloadDenied(
-                action=action,
-                rule=denial.rule,
-                limit=denial.limit,
-                retry_at=denial.retry_at,
-                reason=denial.reason,
-                device_id=device_id,
-                title_id=title.id,
-                studio_id=title.studio_id,
-                license_id=license_id,
-                at=cmd.at,
-                request_id=cmd.request_id,
-            )
+        self,
+        action: str,
+        cmd: Command,
+        now: datetime,
+        rules: RuleSet,
+        denial: Answer,
+        title: Title,
+        device_id: str,
+        license_id: str | None,
+    ) -> Answer:
+        event = DownloadDenied(
+            action=action,
+            rule=denial.rule or "",
+            limit=denial.limit,
+            retry_at=denial.retry_at,
+            reason=denial.reason,
+            device_id=device_id,
+            title_id=title.id,
+            studio_id=title.studio_id,
+            license_id=license_id,
+            at=cmd.at,
+            decided_at=now,
+            rules=rules.name,
+            rules_digest=rules.digest,
+            request_id=cmd.request_id,
         )
-        return Verdict(False, denial.reason, denial.rule, denial.limit, denial.retry_at, license_id)
+        self.record(event)
+        return _denial_answer(event)
 
     # -- evolution -----------------------------------------------------------------------
 
-    def _remember(self, request_id: str, record: RequestRecord) -> None:
+    def _remember(self, request_id: str, command: str, fields: dict[str, str], answer: Answer, at: datetime) -> None:
+        """Remember a decided request's answer for retries, and its time for the lateness bound."""
         if not request_id:
             return
-        requests = self.state.requests
-        requests[request_id] = record
+        s = self.state
+        if s.latest_at is None or at > s.latest_at:
+            s.latest_at = at
+        requests = s.requests
+        requests[request_id] = RememberedRequest(command, fields, answer)
         if len(requests) > REQUEST_MEMORY:
             del requests[next(iter(requests))]
-
-    def _remember_grant(self, e: LicenseAcquired | LicenseRenewed) -> None:
-        self._remember(
-            e.request_id,
-            RequestRecord(True, e.license_id, remaining=e.remaining, resets_at=e.resets_at, reason=_granted_reason(e)),
-        )
 
     @applies(MemberSubscribed)
     def _subscribed(self, e: MemberSubscribed) -> None:
         self.state.plan = e.plan
         self.state.member_since = e.at
-        self._remember(e.request_id, RequestRecord(True, reason=_subscribed_reason(e)))
+        self._remember(e.request_id, "Subscribe", {"plan": e.plan}, Answer(True, _subscribed_reason(e)), e.at)
 
     @applies(PlanChanged)
     def _plan_changed(self, e: PlanChanged) -> None:
         self.state.plan = e.new_plan
-        self._remember(e.request_id, RequestRecord(True, reason=_plan_changed_reason(e)))
+        self._remember(e.request_id, "ChangePlan", {"plan": e.new_plan}, Answer(True, _plan_changed_reason(e)), e.at)
 
     @applies(MembershipCancelled)
     def _cancelled(self, e: MembershipCancelled) -> None:
         self.state.plan = None
         self.state.member_since = None
-        self._remember(e.request_id, RequestRecord(True, reason=_cancelled_reason(e)))
+        self._remember(e.request_id, "CancelMembership", {}, Answer(True, _cancelled_reason(e)), e.at)
 
     @applies(DeviceRegistered)
     def _device_registered(self, e: DeviceRegistered) -> None:
         self.state.devices[e.device_id] = Device(registered_at=e.at, kind=e.kind)
-        self._remember(e.request_id, RequestRecord(True, reason=_registered_reason(e)))
+        fields = {"device_id": e.device_id, "kind": e.kind}
+        self._remember(e.request_id, "RegisterDevice", fields, Answer(True, _registered_reason(e)), e.at)
 
     @applies(DeviceRemoved)
     def _device_removed(self, e: DeviceRemoved) -> None:
         self.state.devices.pop(e.device_id, None)
-        self._remember(e.request_id, RequestRecord(True, reason=_removed_reason(e)))
+        fields = {"device_id": e.device_id}
+        self._remember(e.request_id, "RemoveDevice", fields, Answer(True, _removed_reason(e)), e.at)
 
     @applies(LicenseAcquired)
     def _acquired(self, e: LicenseAcquired) -> None:
@@ -435,25 +430,27 @@ class MemberAccount(Aggregate[MemberState]):
         if device is not None:
             device.held += 1
         s.studio_active[e.studio_id] = s.studio_active.get(e.studio_id, 0) + 1
-        self._title(e.title_id, e.studio_id).downloaded(e.at, renewal=False)
+        self._title(e.title_id, e.studio_id).downloaded(e.decided_at, renewal=False)
         s.grants += 1
-        self._remember_grant(e)
+        fields = {"device_id": e.device_id, "title_id": e.title_id}
+        self._remember(e.request_id, "AcquireLicense", fields, _grant_answer(e), e.at)
 
     @applies(LicenseRenewed)
     def _renewed(self, e: LicenseRenewed) -> None:
         state = self.state.licenses.get(e.license_id)
         if state is not None:
             License(state).renewed(e)
-            self._title(e.title_id, state.studio_id).downloaded(e.at, renewal=True)
+            self._title(e.title_id, state.studio_id).downloaded(e.decided_at, renewal=True)
         self.state.grants += 1
-        self._remember_grant(e)
+        self._remember(e.request_id, "RenewLicense", {"license_id": e.license_id}, _grant_answer(e), e.at)
 
     @applies(LicensePlayed)
     def _played(self, e: LicensePlayed) -> None:
         state = self.state.licenses.get(e.license_id)
         if state is not None:
             License(state).played(e)
-        self._remember(e.request_id, RequestRecord(True, e.license_id, reason=_played_reason(e)))
+        answer = Answer(True, _played_reason(e), license_id=e.license_id)
+        self._remember(e.request_id, "PlayDownload", {"license_id": e.license_id}, answer, e.at)
 
     @applies(LicenseExpired)
     def _expired(self, e: LicenseExpired) -> None:
@@ -462,7 +459,8 @@ class MemberAccount(Aggregate[MemberState]):
     @applies(LicenseReleased)
     def _released(self, e: LicenseReleased) -> None:
         self._end(e.license_id)
-        self._remember(e.request_id, RequestRecord(True, e.license_id, reason=_released_reason(e)))
+        answer = Answer(True, _released_reason(e), license_id=e.license_id)
+        self._remember(e.request_id, "ReleaseLicense", {"license_id": e.license_id}, answer, e.at)
 
     def _end(self, license_id: str) -> None:
         """A licence stops holding its device slot and its studio count."""
@@ -489,10 +487,21 @@ class MemberAccount(Aggregate[MemberState]):
     @applies(DownloadDenied)
     def _denied(self, e: DownloadDenied) -> None:
         self.state.denials += 1  # and nothing else: a denied attempt never counts toward a limit
-        self._remember(
-            e.request_id,
-            RequestRecord(False, e.license_id, rule=e.rule, limit=e.limit, retry_at=e.retry_at, reason=e.reason),
-        )
+        if e.action == "renew":
+            command, fields = "RenewLicense", {"license_id": e.license_id or ""}
+        else:
+            command, fields = "AcquireLicense", {"device_id": e.device_id, "title_id": e.title_id}
+        self._remember(e.request_id, command, fields, _denial_answer(e), e.at)
+
+
+def _grant_answer(e: LicenseAcquired | LicenseRenewed) -> Answer:
+    return Answer(
+        True, _granted_reason(e), license_id=e.license_id, remaining=e.remaining, resets_at=e.resets_at
+    )
+
+
+def _denial_answer(e: DownloadDenied) -> Answer:
+    return Answer(False, e.reason, e.rule, e.limit, e.retry_at, e.license_id)
 
 
 def _title(catalogue: Catalogue, title_id: str) -> Title:
@@ -502,16 +511,18 @@ def _title(catalogue: Catalogue, title_id: str) -> Title:
     return title
 
 
-_Handler = Callable[[MemberAccount, Command, RuleSet, Catalogue], Verdict]
+# (member, command, rules, catalogue, now) -> answer; each handler takes its own command type,
+# which the table pairs it with, so the arguments are not checked here
+_Handler = Callable[..., Answer]
 _HANDLERS: dict[type[Command], _Handler] = {
-    Subscribe: MemberAccount.subscribe,  # type: ignore[dict-item]
-    ChangePlan: MemberAccount.change_plan,  # type: ignore[dict-item]
-    CancelMembership: MemberAccount.cancel,  # type: ignore[dict-item]
-    RegisterDevice: MemberAccount.register_device,  # type: ignore[dict-item]
-    RemoveDevice: MemberAccount.remove_device,  # type: ignore[dict-item]
-    AcquireLicense: MemberAccount.acquire,  # type: ignore[dict-item]
-    RenewLicense: MemberAccount.renew,  # type: ignore[dict-item]
-    PlayDownload: MemberAccount.play,  # type: ignore[dict-item]
-    ReleaseLicense: MemberAccount.release,  # type: ignore[dict-item]
-    ExpireTitleLicenses: MemberAccount.expire_title,  # type: ignore[dict-item]
+    Subscribe: MemberAccount.subscribe,
+    ChangePlan: MemberAccount.change_plan,
+    CancelMembership: MemberAccount.cancel,
+    RegisterDevice: MemberAccount.register_device,
+    RemoveDevice: MemberAccount.remove_device,
+    AcquireLicense: MemberAccount.acquire,
+    RenewLicense: MemberAccount.renew,
+    PlayDownload: MemberAccount.play,
+    ReleaseLicense: MemberAccount.release,
+    ExpireTitleLicenses: MemberAccount.expire_title,
 }

@@ -5,6 +5,10 @@ imports pandas.
 Each model also ``merge``s another copy of itself built from other members' streams (its
 keys are per member, or counts that add up), so models built over the splits of a store
 (``EventStore.split``, ``downloads.scaleout.rebuild``) merge into the serial rebuild's.
+
+``ReadModels`` feeds the four through one durable subscription (``es_core.subscriptions``) with
+checkpoints in memory: the models and their position change under one lock, so a reader that
+holds ``ReadModels.lock`` sees models and position that belong together.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from es_core import Decoded, EventRegistry, EventStore, ProjectionRunner
+from es_core import Decoded, EventRegistry, EventStore, InvalidPositionError
 from es_core.projections import Progress
+from es_core.subscriptions import Delivery, MemoryCheckpoints, Subscription, SubscriptionAdmin, SubscriptionStatus
 
 from .events import (
     DeviceRegistered,
@@ -33,7 +38,7 @@ from .member import MemberAccount
 _PREFIX = MemberAccount.aggregate_type + "-"
 
 
-def member_of(item: Decoded) -> str | None:
+def member_of(item: Decoded | Delivery) -> str | None:
     """The member a record belongs to (None for streams that are not members)."""
     stream = item.record.stream_id
     return stream[len(_PREFIX):] if stream.startswith(_PREFIX) else None
@@ -57,7 +62,7 @@ class ActiveLicenses:
         self._holders: dict[str, Counter[str]] = {}
         self._acquired: dict[str, int] = {}  # licence -> log position of its acquisition: the rows' order
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             member = member_of(item) or ""
@@ -117,7 +122,7 @@ class DownloadsPerTitleDay:
         self._counts: dict[tuple[date, str], list[int]] = {}
         self._studio: dict[str, str] = {}
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             self._studio[e.title_id] = e.studio_id
@@ -153,7 +158,7 @@ class DenialsByRule:
     def reset(self) -> None:
         self._counts: Counter[tuple[date, str, str]] = Counter()
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, DownloadDenied):
             self._counts[(_day(e.at), e.rule, e.action)] += 1
@@ -186,7 +191,7 @@ class DevicesPerMember:
         self._devices: dict[str, dict[str, int]] = {}  # member -> device -> licences held
         self._license_device: dict[str, tuple[str, str]] = {}
 
-    def handle(self, item: Decoded) -> None:
+    def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         member = member_of(item)
         if member is None:
@@ -217,27 +222,78 @@ class DevicesPerMember:
 
 
 class ReadModels:
-    """The four read models, fed by one ``ProjectionRunner`` over a store's global log."""
+    """The four read models, fed by one subscription over a store's global log.
 
-    def __init__(self, store: EventStore, registry: EventRegistry | None = None) -> None:
+    ``catch_up()`` handles every event up to the store's settled position (from where the last
+    call stopped); ``rebuild()`` resets the four and replays from zero; ``status()`` gives the
+    position, the store's head and the lag. A hole in the feed raises ``StreamGapError``."""
+
+    NAME = "downloads.read_models"
+
+    def __init__(self, store: EventStore, registry: EventRegistry | None = None, *, page_size: int = 1000) -> None:
         (self.active_licenses, self.downloads_per_title_day, self.denials_by_rule,
          self.devices_per_member) = self.fresh_models()
-        self.runner = ProjectionRunner(store, registry or new_registry(), *self.all())
+        self.store = store
+        self.checkpoints = MemoryCheckpoints()
+        self.lock = self.checkpoints.lock
+        self._handlers = [p.handle for p in self.all()]
+        self.subscription = Subscription(
+            store, self.checkpoints, self.NAME, self._handle, registry=registry or new_registry(),
+            on_reset=self._reset, page_size=page_size, on_poison="stop", max_attempts=1,
+        )
 
     def all(self) -> Iterable[Any]:
         return (self.active_licenses, self.downloads_per_title_day, self.denials_by_rule, self.devices_per_member)
 
+    def _handle(self, item: Delivery) -> None:
+        for handle in self._handlers:
+            handle(item)  # a Delivery carries .record and .event, as Decoded does
+
+    def _reset(self, _tx: object, position: int) -> None:
+        if position != 0:
+            raise InvalidPositionError("the domain read models rebuild from zero only")
+        for projection in self.all():
+            projection.reset()
+
+    @property
+    def position(self) -> int:
+        return self.subscription.position
+
     def catch_up(self, *, progress: Progress | None = None) -> int:
-        return self.runner.run(progress=progress)
+        """Handle the events after the last position handled, up to the settled position."""
+        return self.subscription.catch_up(progress=progress)
 
     def rebuild(self, *, progress: Progress | None = None) -> int:
-        return self.runner.rebuild(progress=progress)
+        """Reset the four models and replay the whole log."""
+        return self.subscription.rebuild(progress=progress)
+
+    def status(self) -> SubscriptionStatus:
+        return SubscriptionAdmin(self.store, self.checkpoints).status([self.NAME])[0]
 
     def merge(self, models: Iterable[Any]) -> None:
         """Add models built from other members' streams, given in ``all()``'s order (fresh
         models fed one split of the store each: ``downloads.scaleout.rebuild``)."""
-        for mine, theirs in zip(self.all(), models, strict=True):
-            mine.merge(theirs)
+        with self.lock:
+            for mine, theirs in zip(self.all(), models, strict=True):
+                mine.merge(theirs)
+
+    def mark_rebuilt(self, position: int, handled: int) -> None:
+        """Fresh models ``merge``d from models built over the splits of the log cut at
+        ``position`` (``handled`` records in all) stand where ``rebuild()`` up to ``position``
+        leaves them: the subscription's position is stored as ``position``, so ``catch_up()``
+        goes on from there."""
+        sub = self.subscription
+        if sub.position != 0:
+            raise InvalidPositionError("only fresh read models (at position 0) take a rebuilt position")
+        if type(position) is not int or not 0 <= position <= self.store.head_position():
+            raise InvalidPositionError(f"position must be an int from 0 to the store's head, not {position!r}")
+        state = self.checkpoints.acquire(self.NAME, sub.owner, sub.lease_seconds)
+        try:
+            with self.checkpoints.page(self.NAME, sub.owner, state.position, state.lease_until) as page:
+                page.position = position
+        finally:
+            self.checkpoints.release(self.NAME, sub.owner)
+        sub.position, sub.delivered = position, handled
 
     @staticmethod
     def fresh_models() -> tuple[Any, ...]:

@@ -10,9 +10,10 @@ defaults in ``[limits]`` / ``[license]``.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import msgspec
 
@@ -32,11 +33,21 @@ HISTORY_HORIZON_DAYS = 730
 DEVICES_PER_PLAN = "devices_per_plan"
 DOWNLOADS_PER_DEVICE = "downloads_per_device"
 STUDIO_ACTIVE_DOWNLOADS = "studio_active_downloads"
+STUDIO_DOWNLOADS_PER_YEAR = "studio_downloads_per_year"
 TITLE_DOWNLOADS_PER_YEAR = "title_downloads_per_year"
 CATALOGUE = "catalogue"
-RULE_IDS = (CATALOGUE, DEVICES_PER_PLAN, DOWNLOADS_PER_DEVICE, STUDIO_ACTIVE_DOWNLOADS, TITLE_DOWNLOADS_PER_YEAR)
+RULE_IDS = (
+    CATALOGUE,
+    DEVICES_PER_PLAN,
+    DOWNLOADS_PER_DEVICE,
+    STUDIO_ACTIVE_DOWNLOADS,
+    STUDIO_DOWNLOADS_PER_YEAR,
+    TITLE_DOWNLOADS_PER_YEAR,
+)
 
+T = TypeVar("T")
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 WindowDays = Annotated[int, msgspec.Meta(ge=1, le=HISTORY_HORIZON_DAYS)]
 
 
@@ -44,41 +55,59 @@ class _Spec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tru
     pass
 
 
-class PlanRule(_Spec):
+class PlanRule(_Spec, frozen=True):
     devices_with_downloads: Positive
 
 
-class Limits(_Spec):
+class Limits(_Spec, frozen=True):
     rolling_year_days: WindowDays = 365
     renewal_counts_as_download: bool = True
     downloads_per_device: Positive = 100
     studio_active_downloads: Positive = 100
     title_downloads_per_year: Positive | None = None  # for studios that set none; absent = no limit
+    studio_downloads_per_year: Positive | None = None  # likewise, for all of a studio's titles together
 
 
-class LicenseRule(_Spec):
+class LicenseRule(_Spec, frozen=True):
     duration_hours: Positive = 168
     expiry_after_first_play_hours: Positive | None = None
 
 
-class StudioRule(_Spec):
+class ClockRule(_Spec, frozen=True):
+    """How far a client's clock is trusted: the service's clock is the authority."""
+
+    max_skew_minutes: Positive = 10
+    max_lateness_minutes: NonNegative = 5
+
+    @property
+    def max_skew(self) -> timedelta:
+        return timedelta(minutes=self.max_skew_minutes)
+
+    @property
+    def max_lateness(self) -> timedelta:
+        return timedelta(minutes=self.max_lateness_minutes)
+
+
+class StudioRule(_Spec, frozen=True):
     title_downloads_per_year: Positive | None = None
+    downloads_per_year: Positive | None = None  # downloads of all the studio's titles together
     active_downloads: Positive | None = None
     license_hours: Positive | None = None
     expiry_after_first_play_hours: Positive | None = None
 
 
-class TitleRule(_Spec):
+class TitleRule(_Spec, frozen=True):
     title_downloads_per_year: Positive | None = None
     license_hours: Positive | None = None
     expiry_after_first_play_hours: Positive | None = None
 
 
-class _Top(_Spec):
+class _Top(_Spec, frozen=True):
     name: str
     description: str = ""
     limits: Limits = Limits()
     license: LicenseRule = LicenseRule()
+    clock: ClockRule = ClockRule()
     plans: dict[str, dict[str, object]] = {}
     studios: dict[str, dict[str, object]] = {}
     titles: dict[str, dict[str, object]] = {}
@@ -94,6 +123,7 @@ class RuleSet:
         plans: dict[str, PlanRule],
         limits: Limits | None = None,
         license: LicenseRule | None = None,
+        clock: ClockRule | None = None,
         studios: dict[str, StudioRule] | None = None,
         titles: dict[str, TitleRule] | None = None,
         description: str = "",
@@ -106,12 +136,15 @@ class RuleSet:
         self.source = source
         self.limits = limits or Limits()
         self.license = license or LicenseRule()
+        self.clock = clock or ClockRule()
         self.plans = dict(plans)
         self.studios = dict(studios or {})
         self.titles = dict(titles or {})
         self.window = timedelta(days=self.limits.rolling_year_days)
         self._no_studio = StudioRule()
         self._no_title = TitleRule()
+        self.digest = _digest(self.as_dict())
+        self.label = f"{name}@{self.digest}"
 
     # -- loading -------------------------------------------------------------------------
 
@@ -128,6 +161,7 @@ class RuleSet:
             description=top.description,
             limits=top.limits,
             license=top.license,
+            clock=top.clock,
             plans=plans,
             studios=studios,
             titles=titles,
@@ -161,6 +195,13 @@ class RuleSet:
             return studio.title_downloads_per_year
         return self.limits.title_downloads_per_year
 
+    def studio_year_limit(self, studio_id: str) -> int | None:
+        """Downloads of all the studio's titles together per rolling window (None: no limit)."""
+        studio = self.studios.get(studio_id, self._no_studio)
+        if studio.downloads_per_year is not None:
+            return studio.downloads_per_year
+        return self.limits.studio_downloads_per_year
+
     def studio_cap(self, studio_id: str) -> int:
         studio = self.studios.get(studio_id, self._no_studio)
         return studio.active_downloads or self.limits.studio_active_downloads
@@ -192,16 +233,25 @@ class RuleSet:
             "description": self.description,
             "limits": msgspec.to_builtins(self.limits),
             "license": msgspec.to_builtins(self.license),
+            "clock": msgspec.to_builtins(self.clock),
             "plans": msgspec.to_builtins(self.plans),
             "studios": msgspec.to_builtins(self.studios),
             "titles": msgspec.to_builtins(self.titles),
         }
 
     def __repr__(self) -> str:
-        return f"<RuleSet {self.name!r} from {self.source or '(code)'}>"
+        return f"<RuleSet {self.label!r} from {self.source or '(code)'}>"
 
 
-def _entries(raw: dict[str, object], name: str, cls: type, path: str | Path) -> dict:  # type: ignore[type-arg]
+def _digest(plain: dict[str, object]) -> str:
+    """A content hash of the rules themselves (not their name or description, nor the file's
+    layout or ``extends`` chain): two files that judge alike hash alike, and any change to a
+    limit changes it. Decisions record it beside the rule set's name."""
+    content = {k: v for k, v in plain.items() if k not in ("name", "description")}
+    return hashlib.sha256(msgspec.json.encode(content, order="sorted")).hexdigest()[:12]
+
+
+def _entries(raw: dict[str, object], name: str, cls: type[T], path: str | Path) -> dict[str, T]:
     return {key: convert(entry, cls, path, f"{name}.{key}") for key, entry in table(raw, name, path).items()}
 
 

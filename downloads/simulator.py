@@ -1,11 +1,16 @@
 """A seeded generator of member activity over simulated time, driven through the Aggregate
 Service into any store.
 
-Deterministic: each member draws from ``random.Random(f"{seed}:{index}")``, and every action
-waits in one heap ordered by (time, member index, sequence), so the same seed and inputs give
-the same event stream — types, data, stream versions, event ids (derived from request ids) and
-``recorded_at`` (the store's clock follows simulated time). It streams: memory holds one small
-view per member and one pending action each, never the history.
+Deterministic: each member draws from ``random.Random(f"{seed}:{index}")`` (and their devices'
+clocks from ``f"{seed}:{index}:clock"``), and every action waits in one heap ordered by (time,
+member index, sequence), so the same seed and inputs give the same event stream — types, data,
+stream versions, event ids (derived from request ids) and ``recorded_at``. It streams: memory
+holds one small view per member and one pending action each, never the history.
+
+Two clocks: the service's clock (the store's, which the simulation sets) follows simulated
+time, and each command's ``at`` is the sending device's clock, which may be out (see
+``behaviours.pick_clock_offset``). Commands the clock bounds refuse are counted in
+``refused`` by error (``ClockSkewError``, ``LateRequestError``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import msgspec
 
 from es_core import EventStore, InvalidInputError
 
+from .answers import Outcome
 from .behaviours import (
     DAY,
     DEVICE_KINDS,
@@ -34,6 +40,7 @@ from .behaviours import (
     Held,
     SimMember,
     pick_behaviour,
+    pick_clock_offset,
     pick_device_count,
     pick_plan,
     zipf_weights,
@@ -51,14 +58,17 @@ from .commands import (
     RenewLicense,
     Subscribe,
 )
-from .errors import CommandRefusedError, InvalidCommandError
+from .errors import ClockSkewError, CommandRefusedError, InvalidCommandError, LateRequestError
 from .rules import RuleSet, load_rules
-from .service import DownloadService, Outcome
+from .service import DownloadService
 
 Progress = Callable[[int, int], None]
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 RETRY_RATE = 0.02  # share of requests a client sends twice (lost replies, impatient taps)
 STRAY_PICK = 0.02  # share of downloads of a title picked from a stale list (may be unavailable)
+ZERO = timedelta(0)
+FULL = {"downloads_per_device": "device", "studio_active_downloads": "studio"}  # denials that say "delete one"
+FOLLOWS_ADVICE = 0.8
 LATE_JOINERS = 0.15
 PLAN_CHANGERS = 0.08
 DEVICE_CHANGERS = 0.15
@@ -88,7 +98,8 @@ class SimulationReport(msgspec.Struct, kw_only=True):
     peak_rss_mb: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 SUMS = ("members", "commands", "events", "grants", "denials", "duplicates_absorbed")
@@ -180,6 +191,7 @@ class Simulation:
         self.holders: dict[str, dict[int, int]] = {}  # title -> member index -> licences held
         # by index: member ids are as wide as the whole population's, whichever part runs here
         self.members = {i: self._new_member(i, members) for i in indices}
+        self._clock_rngs = {i: random.Random(f"{seed}:{i}:clock") for i in indices}
         self._queue: list[tuple[datetime, int, int, str, Any]] = []
         self._seq = 0
         world = random.Random(f"{seed}:catalogue")
@@ -241,8 +253,14 @@ class Simulation:
                     progress(day_done, self.days)
                 if index < 0:
                     self._withdraw(at, payload)
-                else:
-                    getattr(self, f"_on_{kind}")(self.members[index], at, payload)
+                    continue
+                m = self.members[index]
+                if m.busy_until is not None and at < m.busy_until:
+                    # the member is still busy with an earlier action that ran past this moment:
+                    # one member's requests stay in their order
+                    self._schedule(m.busy_until + timedelta(seconds=1), index, kind, payload)
+                    continue
+                getattr(self, f"_on_{kind}")(m, at, payload)
             if progress is not None:
                 progress(self.days, self.days)
         finally:
@@ -258,14 +276,24 @@ class Simulation:
         r.peak_rss_mb = round(_peak_rss_mb(), 1)
         return r
 
-    def _send(self, m: SimMember, command_type: type[Command], at: datetime, **fields: Any) -> Outcome | None:
-        """Send one command as the member's client would; None when it was refused."""
-        command = command_type(member_id=m.member_id, at=at, request_id=m.next_request_id(), **fields)
-        self.now = command.at
+    def _send(
+        self, m: SimMember, command_type: type[Command], at: datetime, *, device: str | None = None, **fields: Any
+    ) -> Outcome | None:
+        """Send one command at true time ``at`` from ``device`` (default: the member's first),
+        stamped by that device's clock, as the member's client would; None when it was refused."""
+        sender = device or (m.devices[0] if m.devices else "")
+        stamped = at + m.clock_offsets.get(sender, ZERO)
+        command = command_type(member_id=m.member_id, at=stamped, request_id=m.next_request_id(), **fields)
+        self.now = at  # the service's clock: true simulated time
+        m.busy_until = max(m.busy_until or at, at)
         try:
             outcome = self.service.handle(command)
         except (CommandRefusedError, InvalidCommandError) as exc:
             self.refused[type(exc).__name__] += 1
+            if isinstance(exc, ClockSkewError | LateRequestError) and m.clock_offsets.get(sender):
+                # refused for the device's clock: the member sets it right and tries again
+                m.clock_offsets[sender] = ZERO
+                return self._send(m, command_type, at, device=device, **fields)
             return None
         r = self.report
         r.commands += 1
@@ -294,7 +322,8 @@ class Simulation:
             for n in range(pick_device_count(m.rng, m.plan, m.behaviour)):
                 kind = "kids-tablet" if m.behaviour.name == "family" and n == 0 else DEVICE_KINDS[n % len(DEVICE_KINDS)]
                 self._register(m, at + timedelta(seconds=5 * (n + 1)), kind)
-            m.travel_device = next((d for d in m.devices if m.device_kinds[d] in ("phone", "tablet")), m.devices[0])
+            phones = (d for d in m.devices if m.device_kinds[d] in ("phone", "tablet"))
+            m.travel_device = next(phones, m.devices[0] if m.devices else None)  # none if every clock was refused
             m.favourites = [t.id for t in m.rng.sample(self.by_popularity[:40], 4)]
         self._schedule(m.next_visit(at, m.behaviour.sessions_per_week, self.start), m.index, "visit")
         if m.behaviour.trips_per_year:
@@ -302,7 +331,8 @@ class Simulation:
 
     def _register(self, m: SimMember, at: datetime, kind: str) -> None:
         device = m.new_device_id()
-        if self._send(m, RegisterDevice, at, device_id=device, kind=kind):
+        m.clock_offsets[device] = pick_clock_offset(self._clock_rngs[m.index])
+        if self._send(m, RegisterDevice, at, device=device, device_id=device, kind=kind):
             m.devices.append(device)
             m.device_kinds[device] = kind
 
@@ -323,8 +353,11 @@ class Simulation:
             elif not held.played and rng.random() < b.play:
                 self._watch(m, held, t)
         lo, hi = b.downloads
-        device = self._pick_device(m)
-        for _ in range(rng.randint(lo, hi)):
+        count = rng.randint(lo, hi)
+        device = self._pick_device(m) if m.devices else None
+        for _ in range(count):
+            if device is None:  # every device's clock was refused: nothing to download to
+                break
             t += timedelta(seconds=rng.randrange(20, 120))
             self._acquire(m, device, self._pick_title(m, t), t)
         self._schedule(m.next_visit(at, b.sessions_per_week, self.start), m.index, "visit")
@@ -333,11 +366,12 @@ class Simulation:
         """The evening before a trip: a burst of downloads on the travel device."""
         if not m.subscribed:
             return  # the chain of trips ends; a member who comes back starts a new one
-        if m.travel_device in m.devices:
+        travel = m.travel_device
+        if travel is not None and travel in m.devices:
             t = at
             for _ in range(m.rng.randint(4, 10)):
                 t += timedelta(seconds=m.rng.randrange(30, 180))
-                self._acquire(m, m.travel_device, self._pick_title(m, t), t)  # type: ignore[arg-type]
+                self._acquire(m, travel, self._pick_title(m, t), t)
             back = m.local_time(at + timedelta(days=m.rng.randint(3, 12)), 19, self.start)
             self._schedule(back, m.index, "trip_back")
         self._schedule(self._next_trip(m, at), m.index, "trip")
@@ -402,9 +436,20 @@ class Simulation:
     # -- single commands -----------------------------------------------------------------
 
     def _acquire(self, m: SimMember, device: str, title_id: str, at: datetime) -> None:
-        outcome = self._send(m, AcquireLicense, at, device_id=device, title_id=title_id)
+        outcome = self._send(m, AcquireLicense, at, device=device, device_id=device, title_id=title_id)
+        if outcome is not None and outcome.rule in FULL and m.rng.random() < FOLLOWS_ADVICE:
+            # "delete one first": the member deletes their oldest download there
+            studio = self._studio_of(title_id)
+            full = FULL[outcome.rule]
+            oldest = next(
+                (h for h in m.held.values() if (h.device_id == device if full == "device" else
+                                                self._studio_of(h.title_id) == studio)),
+                None,
+            )
+            if oldest is not None:
+                self._release(m, oldest, at + timedelta(seconds=10))
         if outcome is not None and outcome.granted and outcome.license_id:
-            studio = self.catalogue.title(title_id).studio_id  # type: ignore[union-attr]
+            studio = self._studio_of(title_id)
             rules = self.service.rules
             m.held[outcome.license_id] = Held(
                 outcome.license_id, title_id, device, at + rules.license_duration(studio, title_id),
@@ -414,12 +459,12 @@ class Simulation:
             per_title[m.index] = per_title.get(m.index, 0) + 1
 
     def _renew(self, m: SimMember, held: Held, at: datetime) -> None:
-        outcome = self._send(m, RenewLicense, at, license_id=held.license_id)
+        outcome = self._send(m, RenewLicense, at, device=held.device_id, license_id=held.license_id)
         if outcome is None:
             return
         if outcome.granted:
-            title = self.catalogue.title(held.title_id)
-            held.expires_at = at + self.service.rules.license_duration(title.studio_id, title.id)  # type: ignore[union-attr]
+            studio = self._studio_of(held.title_id)
+            held.expires_at = at + self.service.rules.license_duration(studio, held.title_id)
             held.played = False
         elif m.rng.random() < 0.7:  # denied: most members then delete it
             self._release(m, held, at + timedelta(seconds=10))
@@ -433,16 +478,21 @@ class Simulation:
             held.played = True
 
     def _play(self, m: SimMember, held: Held, at: datetime) -> None:
-        outcome = self._send(m, PlayDownload, at, license_id=held.license_id)
+        outcome = self._send(m, PlayDownload, at, device=held.device_id, license_id=held.license_id)
         if outcome is not None:
             held.played = True
-            title = self.catalogue.title(held.title_id)
-            after = self.service.rules.after_first_play(title.studio_id, title.id)  # type: ignore[union-attr]
+            after = self.service.rules.after_first_play(self._studio_of(held.title_id), held.title_id)
             if after is not None:
                 held.expires_at = min(held.expires_at, at + after)
 
+    def _studio_of(self, title_id: str) -> str:
+        """The studio of a title the service just granted (so the catalogue has it)."""
+        title = self.catalogue.title(title_id)
+        assert title is not None, title_id
+        return title.studio_id
+
     def _release(self, m: SimMember, held: Held, at: datetime) -> None:
-        if self._send(m, ReleaseLicense, at, license_id=held.license_id):
+        if self._send(m, ReleaseLicense, at, device=held.device_id, license_id=held.license_id):
             self._forget(m, held)
 
     def _forget(self, m: SimMember, held: Held) -> None:
@@ -457,8 +507,11 @@ class Simulation:
     # -- choices -------------------------------------------------------------------------
 
     def _pick_device(self, m: SimMember) -> str:
-        if m.behaviour.name == "family" and m.rng.random() < 0.6:
-            return m.devices[0] if m.device_kinds.get(m.devices[0]) == "kids-tablet" else m.rng.choice(m.devices)
+        if m.behaviour.name == "collector":  # fills one device
+            return m.devices[0]
+        if m.behaviour.name == "family":  # half the time the children's tablet, else anyone's device
+            kids = m.devices[0] if m.device_kinds.get(m.devices[0]) == "kids-tablet" else None
+            return kids if kids and m.rng.random() < 0.5 else m.rng.choice(m.devices[1:] or m.devices)
         weights = [3.0] + [1.0] * (len(m.devices) - 1)  # the first device is the everyday one
         return m.rng.choices(m.devices, weights=weights)[0]
 

@@ -5,6 +5,11 @@ request history. ``whatif`` reads it, rebuilds each member's requests in the ord
 handled (one per request id: retries wrote nothing), replays them through a fresh service
 with the other rules into a scratch store, and compares each request's outcome.
 
+The replay runs on the recorded service clock: each request is decided at the service time it
+was first decided at (its decision's ``decided_at``, else when it was recorded), and its own
+``at`` is checked against that, as it was then. Every decision names the rule set that judged it,
+so the report says what the history was recorded under and what it was replayed under.
+
 Every rule is per member, so members replay independently: ``replay`` handles the members of
 one split of the store (``EventStore.split``) into its own scratch store, and ``combine`` adds
 the splits' parts into one report, listing changes in the order the log recorded them. The
@@ -33,7 +38,7 @@ from es_core import EventStore, RecordedEvent, open_store
 from .catalogue import Catalogue, load_catalogue
 from .commands import Command, command_from_payload
 from .errors import DownloadsError
-from .events import DownloadDenied, LicenseAcquired, LicenseRenewed, new_registry
+from .events import DECISIONS, DownloadDenied, LicenseAcquired, LicenseRenewed, new_registry, rules_label
 from .rules import RuleSet
 from .service import DownloadService
 
@@ -47,6 +52,8 @@ class RecordedRequest:
     status: str  # granted | denied (downloads and renewals); granted for any other recorded command
     rule: str | None = None
     position: int = 0  # of the request's first event in the global log
+    decided_at: datetime | None = None  # the service time it was decided at
+    rules: str = ""  # the rule set that judged it, "name@digest" ("" when no event names one)
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,7 +69,13 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WhatIfReport(msgspec.Struct, kw_only=True):
+    """``rules``: the rule set replayed under, ``rules_label`` its "name@digest";
+    ``recorded_under``: the rule sets that judged the recorded decisions ("name@digest", or
+    "unknown" for decisions recorded before decisions named their rules), with counts."""
+
     rules: str
+    rules_label: str = ""
+    recorded_under: dict[str, int] = {}
     requests: int = 0
     download_requests: int = 0
     granted_before: int = 0
@@ -80,7 +93,8 @@ class WhatIfReport(msgspec.Struct, kw_only=True):
     wall_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = msgspec.to_builtins(self)
+        return plain
 
 
 COUNTS = (
@@ -110,7 +124,7 @@ def requests_in(records: Iterable[RecordedEvent]) -> Iterator[RecordedRequest]:
     registry = new_registry()
     key: tuple[str, str] | None = None
     payload: Any = None
-    status, rule, position = GRANTED, None, 0
+    status, rule, position, decided_at, rules = GRANTED, None, 0, None, ""
     for record in records:
         request_id = record.metadata.get("request_id")
         command = record.metadata.get("command")
@@ -118,16 +132,19 @@ def requests_in(records: Iterable[RecordedEvent]) -> Iterator[RecordedRequest]:
             continue
         if (record.stream_id, request_id) != key:
             if key is not None:
-                yield RecordedRequest(command_from_payload(payload), status, rule, position)
+                yield RecordedRequest(command_from_payload(payload), status, rule, position, decided_at, rules)
             key, payload, status, rule = (record.stream_id, request_id), command, GRANTED, None
-            position = record.position
+            position, decided_at, rules = record.position, record.recorded_at, ""
         for event in registry.decode(record):
-            if isinstance(event, DownloadDenied) and event.request_id == request_id:
+            if not isinstance(event, DECISIONS) or event.request_id != request_id:
+                continue
+            decided_at, rules = event.decided_at, rules_label(event)
+            if isinstance(event, DownloadDenied):
                 status, rule = DENIED, event.rule
-            elif isinstance(event, LicenseAcquired | LicenseRenewed) and event.request_id == request_id:
+            elif isinstance(event, LicenseAcquired | LicenseRenewed):
                 status, rule = GRANTED, None
     if key is not None:
-        yield RecordedRequest(command_from_payload(payload), status, rule, position)
+        yield RecordedRequest(command_from_payload(payload), status, rule, position, decided_at, rules)
 
 
 def whatif(
@@ -158,9 +175,10 @@ def replay(
     ``rules`` into ``scratch`` (default: a new memory store)."""
     scratch = scratch or open_store("memory://")
     now: list[datetime] = []
-    scratch.clock = lambda: now[-1]  # the replay is recorded at the original times
+    scratch.clock = lambda: now[-1]  # the replay runs on the recorded service clock
     service = DownloadService(scratch, rules, catalogue or load_catalogue(), cache_size=10_000)
-    report = WhatIfReport(rules=rules.name)
+    report = WhatIfReport(rules=rules.name, rules_label=rules.label)
+    recorded_under: Counter[str] = Counter()
     before_rules: Counter[str] = Counter()
     after_rules: Counter[str] = Counter()
     not_applicable: Counter[str] = Counter()
@@ -169,7 +187,7 @@ def replay(
     found = 0
     for request in requests_in(records):
         command = request.command
-        now[:] = [command.at]
+        now[:] = [request.decided_at or command.at]
         report.requests += 1
         try:
             outcome = service.handle(command)
@@ -179,6 +197,7 @@ def replay(
             not_applicable[command.name] += 1
         if command.name not in DOWNLOAD_COMMANDS:
             continue
+        recorded_under[request.rules or "unknown"] += 1
         report.download_requests += 1
         kind = _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
         if kind != "same":
@@ -194,6 +213,7 @@ def replay(
                 changes = heapq.nsmallest(max_changes, changes, key=_first)
     kept = heapq.nsmallest(max_changes, changes, key=_first)
     report.changes = [c for _, c in kept]
+    report.recorded_under = dict(recorded_under)
     report.not_applicable = dict(not_applicable)
     report.denials_by_rule = {
         r: {"before": before_rules[r], "after": after_rules[r]} for r in set(before_rules) | set(after_rules)
@@ -208,7 +228,8 @@ def combine(
     """One report from the parts of every split of a store: counts added up, members merged,
     the first ``max_changes`` changes in log order. ``started``: a ``perf_counter`` reading
     to measure ``wall_seconds`` from."""
-    report = WhatIfReport(rules=rules.name)
+    report = WhatIfReport(rules=rules.name, rules_label=rules.label)
+    recorded_under: Counter[str] = Counter()
     not_applicable: Counter[str] = Counter()
     denials: dict[str, Counter[str]] = {}
     members: dict[str, dict[str, int]] = {}
@@ -218,12 +239,14 @@ def combine(
         r = part.report
         for name in COUNTS:
             setattr(report, name, getattr(report, name) + getattr(r, name))
+        recorded_under.update(r.recorded_under)
         not_applicable.update(r.not_applicable)
         for rule, counts in r.denials_by_rule.items():
             denials.setdefault(rule, Counter()).update(counts)
         members.update(r.by_member)  # members live in one split each
         changes.append(list(zip(part.positions, r.changes, strict=True)))
         found += part.changes_found
+    report.recorded_under = dict(sorted(recorded_under.items()))
     report.not_applicable = dict(sorted(not_applicable.items()))
     report.denials_by_rule = {
         rule: {"before": c["before"], "after": c["after"]} for rule, c in sorted(denials.items())

@@ -56,6 +56,9 @@ class Aggregate(Generic[S]):
         self.state: S = self.State()  # type: ignore[assignment]  # State is S's class; a ClassVar cannot name S
         self.replayed_on_load = 0  # events applied after the snapshot (if any) at the last load
         self.snapshot_version = 0  # version of the snapshot this instance was loaded from or saved
+        # where the repository loaded it from: "cache", "snapshot" (and the events after it) or
+        # "events"; "" for an aggregate made in code
+        self.loaded_from = ""
 
     @classmethod
     def stream_id_for(cls, aggregate_id: str) -> str:

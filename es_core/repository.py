@@ -91,6 +91,7 @@ class Repository(Generic[A]):
             self._cache.move_to_end(stream_id)
             aggregate.restore_state(state)
             aggregate.version, aggregate.snapshot_version = version, snapshot_version
+            aggregate.loaded_from = "cache"
             self.stats.cache_hits += 1
             return aggregate
         snapshot = self._usable_snapshot(aggregate, at_version, as_of)
@@ -107,6 +108,7 @@ class Repository(Generic[A]):
     def _load_from(self, aggregate: A, snapshot: Snapshot | None, at_version: int | None, as_of: datetime | None) -> A:
         stream_id = aggregate.stream_id
         start = 0
+        aggregate.loaded_from = "events" if snapshot is None else "snapshot"
         if snapshot is not None:  # its state is restored already
             aggregate.version = aggregate.snapshot_version = start = snapshot.version
             self.stats.snapshot_hits += 1

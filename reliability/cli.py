@@ -40,8 +40,8 @@ from .cluster_scenarios import BY_NAME, SIZES
 from .report import ScenarioResult, as_json, format_table, run_passed
 
 CHECKED = tuple(BY_NAME)  # history-checked, on the cluster
-SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", *CHECKED, "cassandra-failure")
-DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback")
+SCENARIOS = ("crash", "races", "idempotency", "bad-input", "fallback", "subscriptions", *CHECKED, "cassandra-failure")
+DEFAULT = ("crash", "races", "idempotency", "bad-input", "fallback", "subscriptions")
 ON_CLUSTER = {*CHECKED, "cassandra-failure"}
 ALIASES = {"checked": CHECKED}
 RACE_KEYSPACE = "es_reliability"
@@ -251,6 +251,22 @@ def _runners(
         from .outage import run_fallback
 
         return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
+    if name == "subscriptions":
+        from .subscriptions import run_subscription_copies, run_subscription_crash, run_subscription_poison
+
+        where = workdir / "subscriptions"
+        rows: list[Callable[[], ScenarioResult]] = [
+            lambda: run_subscription_crash(where, seed=args.seed, kills=args.kills),
+            lambda: run_subscription_copies(where, seed=args.seed, rounds=max(3, args.kills // 10)),
+            lambda: run_subscription_poison(where, seed=args.seed, store_kind="sqlite"),
+            lambda: run_subscription_poison(where, seed=args.seed, store_kind="memory"),
+        ]
+        url, why = cassandra_race_url(args.store_url)
+        if url:
+            rows.append(lambda: run_subscription_poison(where, seed=args.seed, store_kind="cassandra", store_url=url))
+        else:
+            rows.append(lambda: ScenarioResult("subscription-poison", "cassandra", skipped=why))
+        return rows
     assert cluster is not None, name
     if name == "cassandra-failure":
         from .node_failure import run_node_failure

@@ -33,14 +33,17 @@ import msgspec
 from downloads import (
     AcquireLicense,
     Catalogue,
+    ClockSkewError,
     CommandRefusedError,
     DownloadService,
     InvalidCommandError,
+    LateRequestError,
     LicenseNotHeldError,
     MemberAccount,
     NotSubscribedError,
     RegisterDevice,
     ReleaseLicense,
+    RequestReusedError,
     RuleFileError,
     RuleSet,
     Subscribe,
@@ -80,11 +83,12 @@ from es_core import (
 
 from .invariants import serial_replay
 from .report import ScenarioResult, timed
-from .workload import BASE_TIME
+from .workload import BASE_TIME, ScenarioService
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT / "data" / "rules" / "default.toml"
 T = BASE_TIME
+AFTER = T + timedelta(hours=3)  # after the template's history: commands then are on time
 EXIT_2 = "exit status 2 and one error line"
 RECOVERED = "recovered: the damaged snapshot is ignored and the member loads as a full replay would"
 ACCEPTED = "accepted and stored verbatim, harmlessly"
@@ -111,7 +115,7 @@ class Bed:
         return self._store
 
     def service(self) -> DownloadService:
-        return DownloadService(self.store, self.rules, self.catalogue, snapshot_policy=SnapshotPolicy(every=3))
+        return ScenarioService(self.store, self.rules, self.catalogue, snapshot_policy=SnapshotPolicy(every=3))
 
     def close(self) -> None:
         if self._store is not None:
@@ -220,7 +224,7 @@ def _nested(depth: int) -> list[Any]:
 
 
 def _cmd(make: type, **fields: Any) -> Callable[[Bed], Any]:
-    base = {"member_id": "ann", "at": T, "request_id": f"bad-{uuid.uuid4().hex[:8]}"}
+    base = {"member_id": "ann", "at": AFTER, "request_id": f"bad-{uuid.uuid4().hex[:8]}"}
     return lambda bed: bed.service().handle(make(**{**base, **fields}))
 
 
@@ -298,7 +302,7 @@ def _same_as_replay(bed: Bed, got: Any) -> str:
         return "the damaged snapshot was not reported as ignored"
     try:
         outcome = bed.service().handle(
-            RegisterDevice(member_id="ann", at=T, request_id="after-damage", device_id="laptop")
+            RegisterDevice(member_id="ann", at=AFTER, request_id="after-damage", device_id="laptop")
         )
     except Exception as exc:
         return f"the next command failed: {type(exc).__name__}: {exc}"
@@ -433,12 +437,43 @@ CASES: list[Case] = [
         SnapshotError,
     ),
     Case("load-at-negative-version", "api", lambda bed: bed.service().member("ann", at_version=-1), InvalidInputError),
-    Case("load-as-of-naive-time", "api", lambda bed: bed.service().member("ann", as_of=BAD_TIME), InvalidInputError),
+    Case(
+        "load-known-by-naive-time", "api", lambda bed: bed.service().member("ann", known_by=BAD_TIME), InvalidInputError
+    ),
+    Case(
+        "load-happened-by-naive-time",
+        "api",
+        lambda bed: bed.service().member("ann", happened_by=BAD_TIME),
+        InvalidInputError,
+    ),
     Case(
         "load-beyond-the-stream", "api", lambda bed: bed.service().member("ann", at_version=10_000), InvalidInputError
     ),
     # -- commands through the Aggregate Service ---------------------------------------------
     Case("command-naive-time", "command", _construct(Subscribe, at=BAD_TIME, plan="basic"), InvalidCommandError),
+    Case(
+        "command-device-clock-years-ahead",
+        "command",
+        lambda bed: DownloadService(bed.store, bed.rules, bed.catalogue, clock=lambda: T).handle(
+            AcquireLicense(
+                member_id="ann", at=T + timedelta(days=3 * 365), request_id="skewed", device_id="phone",
+                title_id="silver-island",
+            )
+        ),
+        ClockSkewError,
+    ),
+    Case(
+        "command-later-than-the-lateness-bound",
+        "command",
+        _cmd(AcquireLicense, at=T - timedelta(hours=1), device_id="phone", title_id="silver-island"),
+        LateRequestError,
+    ),
+    Case(
+        "command-request-id-reused-for-another-title",
+        "command",
+        _cmd(AcquireLicense, request_id="ann-get-0", device_id="phone", title_id="silver-island"),
+        RequestReusedError,
+    ),
     Case("command-empty-member-id", "command", _construct(Subscribe, member_id="", plan="basic"), InvalidCommandError),
     Case(
         "command-member-id-over-limit",
@@ -570,7 +605,13 @@ CASES: list[Case] = [
     Case("cli-members-not-a-number", "cli", _cli("simulate", "--members", "abc", "--store", "{url}"), EXIT_2),
     Case("cli-members-negative", "cli", _cli("simulate", "--members", "-5", "--days", "3", "--store", "{url}"), EXIT_2),
     Case("cli-days-zero", "cli", _cli("simulate", "--members", "3", "--days", "0", "--store", "{url}"), EXIT_2),
-    Case("cli-start-without-offset", "cli", _cli("simulate", "--start", "2026-01-01", "--store", "{url}"), EXIT_2),
+    Case(
+        "cli-start-without-offset",
+        "cli",
+        _cli("simulate", "--start", "2026-01-01T08:00", "--store", "{url}"),
+        EXIT_2,
+    ),
+    Case("cli-start-not-a-date", "cli", _cli("simulate", "--start", "1 January", "--store", "{url}"), EXIT_2),
     Case("cli-unknown-store-scheme", "cli", _cli("simulate", "--small", "--store", "postgres://x/y"), EXIT_2),
     Case("cli-store-not-empty", "cli", _cli("simulate", "--small", "--quiet", "--store", "{url}"), EXIT_2),
     Case(

@@ -33,6 +33,7 @@ DEVICES = "more devices hold downloads than the plan allows"
 PER_DEVICE = "a device holds more downloads than allowed"
 STUDIO = "more active downloads of a studio than its cap"
 TITLE_YEAR = "more downloads of a title within the rolling year than its limit"
+STUDIO_YEAR = "more downloads of a studio's titles within the rolling year than its yearly count"
 CATALOGUE = "a download outside the catalogue"
 BOOKKEEPING = "held and studio counts disagree with the licences"
 DENIAL = "a denial changed a count"
@@ -127,6 +128,7 @@ class _Limits:
             out.append(
                 (CATALOGUE, f"{where}: {event.title_id} downloaded at {event.at:%Y-%m-%d %H:%M}, outside the catalogue")
             )
+        self._studio_year(account, title.studio_id, where, out)
         limit = self.rules.title_limit(title.studio_id, title.id)
         if limit is None:
             return
@@ -142,6 +144,23 @@ class _Limits:
                     f"(limit {limit}){why}",
                 )
             )
+
+
+    def _studio_year(self, account: MemberAccount, studio_id: str, where: str, out: list[tuple[str, str]]) -> None:
+        """All the studio's titles together, in every window of the rule's length (service time)."""
+        limit = self.rules.studio_year_limit(studio_id)
+        if limit is None:
+            return
+        counted = [
+            d.at
+            for t in account.state.titles.values()
+            if t.studio_id == studio_id
+            for d in t.downloads
+            if self.rules.renewal_counts or not d.renewal
+        ]
+        peak = window_peak(counted, self.rules.window)
+        if peak > limit:
+            out.append((STUDIO_YEAR, f"{where}: {peak} downloads of studio {studio_id}'s titles (limit {limit})"))
 
 
 def check_member_stream(

@@ -42,7 +42,18 @@ from es_core import EventSourcingError, SQLiteStore, open_store
 
 from .faults import FlakyStore, Mode
 from .report import ScenarioResult, timed
-from .workload import BASE_TIME, Ack, MemberView, learn, next_command, service_for, subscribe_all, verify_members, world
+from .workload import (
+    BASE_TIME,
+    CLIENT_TIME,
+    Ack,
+    MemberView,
+    learn,
+    next_command,
+    service_for,
+    subscribe_all,
+    verify_members,
+    world,
+)
 
 OUTAGES: tuple[tuple[tuple[Mode, int], ...], ...] = (  # failure modes and the commands sent during each
     (("unavailable", 30), ("timeout", 16)),
@@ -114,6 +125,7 @@ def _run_mode(
 
     def ask(command: Command) -> Outcome | None:
         nonlocal answers
+        CLIENT_TIME.follow(command)  # the fallback reads the service's clock before the service does
         try:
             outcome = fallback.handle(command)
         except (CommandRefusedError, InvalidCommandError):

@@ -9,6 +9,7 @@ downloads one device may hold. Every command records an ``Ack``: what the caller
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -64,10 +65,41 @@ def world() -> tuple[RuleSet, Catalogue]:
     return rules, catalogue
 
 
+class ClientTime:
+    """The scenarios' clients keep exact time: the service's clock reads the time of the
+    command the calling thread is sending. (These scenarios are about crashes, races and
+    retries; the clock bounds have their own tests in ``tests/unit/domain``.)"""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self) -> datetime:
+        moment: datetime = getattr(self._local, "at", BASE_TIME)
+        return moment
+
+    def follow(self, command: object) -> None:
+        if isinstance(command, Command):
+            self._local.at = command.at
+
+
+CLIENT_TIME = ClientTime()
+
+
+class ScenarioService(DownloadService):
+    """A ``DownloadService`` on the clients' time (``CLIENT_TIME``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, clock=CLIENT_TIME, **kwargs)
+
+    def handle(self, command: Command, *, accepted_at: datetime | None = None) -> Outcome:
+        CLIENT_TIME.follow(command)
+        return super().handle(command, accepted_at=accepted_at)
+
+
 def service_for(
     store: EventStore, rules: RuleSet, catalogue: Catalogue, *, cache_size: int = 16, max_attempts: int = 3
 ) -> DownloadService:
-    return DownloadService(
+    return ScenarioService(
         store, rules, catalogue, snapshot_policy=SNAPSHOTS, cache_size=cache_size, max_attempts=max_attempts
     )
 

@@ -45,9 +45,11 @@ from .figures import (
     member_timeline,
     stream_timeline,
     trace_points,
+    two_times,
     whatif_changes,
     whatif_denials,
 )
+from .following import lag_chart, watch_subscription
 from .frames import (
     benchmark_frame,
     benchmark_scaling_frame,
@@ -137,6 +139,7 @@ __all__ = [
     "global_log_frame",
     "grouped_bars",
     "import_jsonl",
+    "lag_chart",
     "licenses_frame",
     "limits_frame",
     "load_cost_chart",
@@ -172,10 +175,12 @@ __all__ = [
     "trace_points",
     "trace_view",
     "track",
+    "two_times",
     "use_exportable_figures",
     "versions",
     "view_log",
     "view_stream",
+    "watch_subscription",
     "whatif_changes",
     "whatif_denials",
     "whatif_frame",

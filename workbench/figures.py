@@ -174,6 +174,24 @@ def denials_by_rule(decisions: pd.DataFrame, *, title: str = "Denials by rule") 
     return _layout(fig, title, xaxis_title="rule", yaxis_title="denials")
 
 
+def _event_markers(entries: pd.DataFrame, x: pd.Series, y: pd.Series, more_hover: str) -> go.Figure:
+    """A figure with one marker trace per event type of ``entries`` (timeline rows), placed at
+    ``x`` / ``y`` (series on the same index); denials are crosses; hover shows the summary."""
+    fig = go.Figure()
+    for event_type, rows in entries.groupby("event_type", sort=True):
+        fig.add_scatter(
+            x=x[rows.index],
+            y=y[rows.index],
+            mode="markers",
+            name=str(event_type),
+            text=rows["summary"],
+            customdata=rows["version"],
+            marker={"size": 10, "symbol": "x" if event_type == "DownloadDenied" else "circle"},
+            hovertemplate=f"v%{{customdata}} %{{text}}{more_hover}<extra></extra>",
+        )
+    return fig
+
+
 def member_timeline(
     entries: pd.DataFrame,
     *,
@@ -185,18 +203,7 @@ def member_timeline(
     hover. ``marker`` draws a vertical line at a moment (e.g. the time-travel slider's)."""
     if entries.empty:
         raise ValueError("no events to draw")
-    fig = go.Figure()
-    for event_type, group in entries.groupby("event_type", sort=True):
-        fig.add_scatter(
-            x=group["recorded_at"],
-            y=group["aggregate_id"],
-            mode="markers",
-            name=str(event_type),
-            text=group["summary"],
-            customdata=group["version"],
-            marker={"size": 10, "symbol": "x" if event_type == "DownloadDenied" else "circle"},
-            hovertemplate="v%{customdata} %{text}<extra></extra>",
-        )
+    fig = _event_markers(entries, entries["recorded_at"], entries["aggregate_id"], "")
     if marker is not None:
         fig.add_vline(x=marker, line_dash="dash", line_color="grey")
     lanes = entries["aggregate_id"].nunique()
@@ -206,6 +213,26 @@ def member_timeline(
         height=max(320, 22 * lanes + 140),
         xaxis_title="recorded at",
         yaxis={"categoryorder": "array", "categoryarray": list(dict.fromkeys(entries["aggregate_id"]))[::-1]},
+    )
+
+
+def two_times(entries: pd.DataFrame, *, marker: object = None, title: str = "") -> go.Figure:
+    """Each event at the time it happened (its ``at``, x) against how long after that the store
+    recorded it (y, in minutes): zero for an event on time, above zero for one that arrived late,
+    below zero for one from a device whose clock ran ahead. ``entries``: rows of
+    ``downloads.timeline`` as a frame. ``marker`` draws a vertical line at a business time."""
+    known = entries.dropna(subset=["at"]) if "at" in entries else entries.iloc[0:0]
+    if known.empty:
+        raise ValueError("no events with a business time to draw")
+    at = pd.to_datetime(known["at"], utc=True)
+    delay = (pd.to_datetime(known["recorded_at"], utc=True) - at).dt.total_seconds() / 60
+    fig = _event_markers(known, at, delay, "<br>recorded %{y:.1f} min after it happened")
+    fig.add_hline(y=0, line_color="grey", line_width=1)
+    if marker is not None:
+        fig.add_vline(x=marker, line_dash="dash", line_color="grey")
+    return _layout(
+        fig, title or "When it happened, and when the service knew", xaxis_title="happened at (business time)",
+        yaxis_title="recorded after it happened (min)",
     )
 
 

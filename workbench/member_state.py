@@ -139,7 +139,7 @@ def state_at(
     """The member rebuilt from their events as recorded by ``moment`` (or after ``version``
     events), with licences and limits as they stood then. The time-travel control calls this."""
     member = (
-        service.member(member_id, as_of=moment) if version is None else service.member(member_id, at_version=version)
+        service.member(member_id, known_by=moment) if version is None else service.member(member_id, at_version=version)
     )
     at = moment
     if at is None:  # at a version: the limits are read at that version's time

@@ -95,7 +95,7 @@ def _release_stores(client: Any) -> None:
 
 def default_splits(client: Any) -> int:
     """Splits to plan for the cluster behind ``client``: a few per worker thread."""
-    threads = sum(client.nthreads().values())
+    threads: int = sum(client.nthreads().values())
     if threads < 1:
         raise ScaleOutError(f"the Dask cluster at {client.scheduler.address} has no workers")
     return threads * SPLITS_PER_THREAD
@@ -103,14 +103,14 @@ def default_splits(client: Any) -> int:
 
 def run_tasks(
     client: Any,
-    task: Callable[..., T],
+    task: Callable[..., Any],
     items: Sequence[Any],
     *args: Any,
     retries: int = DEFAULT_RETRIES,
     progress: Progress | None = None,
     what: str = "split",
-    consume: Callable[[Any], T] | None = None,
-) -> list[T]:
+    consume: Callable[[Any], Any] | None = None,
+) -> list[Any]:
     """``[task(item, *args) for item in items]``, each call a task on the cluster. ``consume``,
     when given, is called on each result as it arrives (in this process, one at a time) and
     its answer is kept instead: a single writer can take the results in while tasks still run."""

@@ -31,6 +31,5 @@ def rebuild(
     for part, count in run_tasks(client, project_split, plan, retries=retries, progress=progress):
         models.merge(part)
         handled += count
-    models.runner.position = plan[0].upto  # every split stops at the plan's cut
-    models.runner.events_seen = handled
+    models.mark_rebuilt(plan[0].upto, handled)  # every split stops at the plan's cut
     return models

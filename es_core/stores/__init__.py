@@ -6,7 +6,7 @@
 ``sqlite:////absolute/path.db``            four slashes: absolute path
 ``sqlite:///x.db?synchronous=normal``      WAL without fsync per commit (bulk simulations)
 ``sqlite:///x.db?page_size=4096``          page size of a new file (see ``sqlite.PAGE_SIZE``)
-``cassandra://host[:port]/keyspace?...``   Apache Cassandra / ScyllaDB (``es_core.stores.cassandra``)
+``cassandra://[user@]host[:port]/ks?...``  Apache Cassandra / ScyllaDB (``es_core.stores.cassandra``)
 =========================================  ==================================================
 """
 

@@ -17,15 +17,13 @@ methods, each delegating to a module by concern (the whole story in ``docs/cassa
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import tuple_factory
@@ -39,6 +37,7 @@ from .base import Clock, EventStore
 from .cassandra_append import MAX_BATCH_BYTES, Appender
 from .cassandra_chain import Chain
 from .cassandra_clock import BoundedClock, ClusterClock
+from .cassandra_config import OPTIONS, check_levels, default_consistency, parse_url, security
 from .cassandra_errors import TRANSLATED
 from .cassandra_feed import DEFAULT_FEED_SHARDS, MAX_FEED_SHARDS, FeedIndex, FeedStatus
 from .cassandra_feed_reader import FeedReader
@@ -51,6 +50,7 @@ from .cassandra_schema import (
     create_schema,
     drop_keyspace,
     missing_objects,
+    refuse_expiring_tables,
     schema_cql,
 )
 from .cassandra_snapshots import Snapshots
@@ -69,99 +69,6 @@ class _QuietNegotiation(logging.Filter):
 
 logging.getLogger("cassandra.cluster").addFilter(_QuietNegotiation())
 
-_SERIAL_LEVELS = ("SERIAL", "LOCAL_SERIAL")
-
-# -- URLs -----------------------------------------------------------------------------------------
-
-_OPTIONS: dict[str, tuple[type, Any]] = {  # name: (type, default)
-    "replication_factor": (int, 3),
-    "datacenter": (str, None),
-    "consistency": (str, "LOCAL_QUORUM"),
-    "serial_consistency": (str, "LOCAL_SERIAL"),
-    "bucket_width": (int, None),
-    "feed_shards": (int, None),
-    "connect_timeout": (float, 5.0),
-    "request_timeout": (float, 10.0),
-    "clock_skew_ms": (int, 100),
-    "feed_lease_ms": (int, 1000),
-    "create": (bool, True),
-}
-
-
-_HOST = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::(?P<port6>\d*))?|(?P<host>[A-Za-z0-9_.\-]+)(?::(?P<port>\d*))?")
-
-
-def parse_url(url: str) -> dict[str, Any]:
-    """``cassandra://h1[,h2...][:port]/keyspace?key=value&...`` as constructor arguments.
-    Unknown or malformed options raise ``InvalidStoreUrlError``."""
-    parts = urlsplit(url)
-    if parts.scheme != "cassandra":
-        raise InvalidStoreUrlError(f"not a cassandra:// URL: {url!r}")
-    if "@" in parts.netloc:
-        raise InvalidStoreUrlError("credentials in a cassandra:// URL are not supported")
-    if parts.fragment:
-        raise InvalidStoreUrlError(f"a cassandra:// URL takes no fragment: {url!r}")
-    hosts: list[str] = []
-    ports: set[int] = set()
-    for item in parts.netloc.split(","):
-        match = _HOST.fullmatch(item)
-        if match is None:
-            raise InvalidStoreUrlError(f"bad host {item!r} in {url!r} (expected host, host:port or [ipv6]:port)")
-        hosts.append(match["v6"] or match["host"])
-        port = match["port6"] or match["port"]
-        if port is not None:
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                raise InvalidStoreUrlError(f"bad port {port!r} in {url!r}")
-            ports.add(int(port))
-    if len(ports) > 1:
-        raise InvalidStoreUrlError(f"every host must use the same port: {url!r}")
-    keyspace = parts.path.strip("/")
-    if not keyspace or "/" in keyspace:
-        raise InvalidStoreUrlError(f"a cassandra:// URL names one keyspace as its path: {url!r}")
-    options: dict[str, Any] = {"hosts": tuple(hosts), "keyspace": check_keyspace(keyspace)}
-    if ports:
-        options["port"] = ports.pop()
-    seen: set[str] = set()
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _OPTIONS:
-            raise InvalidStoreUrlError(f"unknown cassandra option {key!r} in {url!r} (known: {', '.join(_OPTIONS)})")
-        if key in seen:
-            raise InvalidStoreUrlError(f"option {key!r} given twice in {url!r}")
-        seen.add(key)
-        options[key] = _option(key, value, url)
-    return options
-
-
-def _option(key: str, value: str, url: str) -> Any:
-    kind = _OPTIONS[key][0]
-    try:
-        if kind is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1", "yes")
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-    except ValueError:
-        raise InvalidStoreUrlError(f"option {key}={value!r} in {url!r} is not a {kind.__name__}") from None
-    if not value:
-        raise InvalidStoreUrlError(f"option {key} is empty in {url!r}")
-    return value
-
-
-def _consistency(name: str, option: str, *, serial: bool) -> int:
-    upper = str(name).upper()
-    level = ConsistencyLevel.name_to_value.get(upper)
-    if level is None or (upper in _SERIAL_LEVELS) != serial or upper == "ANY":
-        allowed = (
-            _SERIAL_LEVELS
-            if serial
-            else sorted(n for n in ConsistencyLevel.name_to_value if n not in (*_SERIAL_LEVELS, "ANY"))
-        )
-        raise InvalidStoreUrlError(f"{option} must be one of {', '.join(allowed)}, not {name!r}")
-    return int(level)
-
 
 def _cluster(
     hosts: tuple[str, ...],
@@ -171,6 +78,7 @@ def _cluster(
     serial_consistency: int,
     connect_timeout: float,
     request_timeout: float,
+    secure: dict[str, Any],
 ) -> Cluster:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=datacenter)),
@@ -186,7 +94,12 @@ def _cluster(
         connect_timeout=connect_timeout,
         control_connection_timeout=max(connect_timeout, 2.0),
         max_schema_agreement_wait=60,
+        **secure,  # the auth provider and TLS context (cassandra_config.security)
     )
+
+
+def _text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # -- the store --------------------------------------------------------------------------------------
@@ -211,7 +124,7 @@ class CassandraStore(EventStore):
         port: int = 9042,
         replication_factor: int = 3,
         datacenter: str | None = None,
-        consistency: str = "LOCAL_QUORUM",
+        consistency: str | None = None,
         serial_consistency: str = "LOCAL_SERIAL",
         bucket_width: int | None = None,
         feed_shards: int | None = None,
@@ -220,6 +133,11 @@ class CassandraStore(EventStore):
         clock_skew_ms: int = 100,
         feed_lease_ms: int = 1000,
         create: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | None = None,
+        tls_ca: str | None = None,
+        tls_verify: str = "full",
         clock: Clock | None = None,
         payload_limit: int = MAX_PAYLOAD_BYTES,
     ) -> None:
@@ -237,10 +155,11 @@ class CassandraStore(EventStore):
             raise InvalidStoreUrlError("timeouts and the feed lease must be > 0, the clock skew >= 0")
         self.replication_factor = replication_factor
         self.datacenter = datacenter
-        self.consistency = str(consistency).upper()
-        self.serial_consistency = str(serial_consistency).upper()
-        self._cl = _consistency(consistency, "consistency", serial=False)
-        self._serial_cl = _consistency(serial_consistency, "serial_consistency", serial=True)
+        levels = check_levels(consistency, serial_consistency, datacenter)
+        self.consistency, self.serial_consistency = levels
+        self._cl, self._serial_cl = levels.codes
+        secure = security(username, password, tls, tls_ca, tls_verify)
+        self.tls, self.tls_ca, self.tls_verify = secure["ssl_context"] is not None, tls_ca, str(tls_verify).lower()
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self.clock_skew_ms = clock_skew_ms
@@ -252,7 +171,7 @@ class CassandraStore(EventStore):
         self._prepared: dict[str, Any] = {}
         with TRANSLATED:
             self.cluster = _cluster(
-                self.hosts, self.port, datacenter, self._cl, self._serial_cl, connect_timeout, request_timeout
+                self.hosts, self.port, datacenter, self._cl, self._serial_cl, connect_timeout, request_timeout, secure
             )
             try:
                 session = self.cluster.connect()
@@ -276,7 +195,7 @@ class CassandraStore(EventStore):
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None, **options: Any) -> CassandraStore:
         parsed = parse_url(url)
-        unknown = set(options) - set(_OPTIONS) - {"payload_limit", "hosts", "port", "keyspace"}
+        unknown = set(options) - set(OPTIONS) - {"payload_limit", "hosts", "port", "keyspace", "username", "password"}
         if unknown:
             raise InvalidStoreUrlError(f"unknown CassandraStore options: {', '.join(sorted(unknown))}")
         return cls(**{**parsed, **options}, clock=clock)
@@ -303,16 +222,17 @@ class CassandraStore(EventStore):
     @staticmethod
     def _with_session(url: str, work: Any) -> Any:
         """Run ``work(session, keyspace)`` on a connection with the URL's settings (no keyspace set)."""
-        options = {name: default for name, (_, default) in _OPTIONS.items()} | parse_url(url)
+        options = {name: default for name, (_, default) in OPTIONS.items()} | parse_url(url)
+        levels = check_levels(options["consistency"], options["serial_consistency"], options["datacenter"])
         with TRANSLATED:
             cluster = _cluster(
                 options["hosts"],
                 options.get("port", 9042),
                 options["datacenter"],
-                _consistency(options["consistency"], "consistency", serial=False),
-                _consistency(options["serial_consistency"], "serial_consistency", serial=True),
+                *levels.codes,
                 options["connect_timeout"],
                 120.0,  # schema changes and bulk copies
+                security(**options),
             )
             try:
                 return work(cluster.connect(), options["keyspace"])
@@ -321,25 +241,30 @@ class CassandraStore(EventStore):
 
     @property
     def url(self) -> str:  # type: ignore[override]  # a property where the base has a plain attribute
-        """A URL that reopens this store: same nodes, keyspace and settings."""
+        """A URL that reopens this store: same nodes, keyspace and settings. It never holds
+        credentials: reopen with them in the environment, or add them again."""
         netloc = ",".join(f"[{h}]" if ":" in h else h for h in self.hosts) + f":{self.port}"
         query: dict[str, Any] = {"replication_factor": self.replication_factor, "bucket_width": self.bucket_width}
         if self.feed_shards != DEFAULT_FEED_SHARDS:
             query["feed_shards"] = self.feed_shards
+        derived = default_consistency(self.serial_consistency)
         for key, value in (
             ("datacenter", self.datacenter),
-            ("consistency", self.consistency),
+            ("consistency", None if self.consistency == derived else self.consistency),
             ("serial_consistency", self.serial_consistency),
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
             ("clock_skew_ms", self.clock_skew_ms),
             ("feed_lease_ms", self.feed_lease_ms),
+            ("tls", True if self.tls else None),
+            ("tls_ca", self.tls_ca),
+            ("tls_verify", self.tls_verify if self.tls else "full"),
         ):
-            if value != _OPTIONS[key][1]:
+            if value != OPTIONS[key][1]:
                 query[key] = value
         if not self._create:
-            query["create"] = "false"
-        text = "&".join(f"{k}={quote(str(v), safe='')}" for k, v in query.items())
+            query["create"] = False
+        text = "&".join(f"{k}={quote(_text(v), safe='')}" for k, v in query.items())
         return f"cassandra://{netloc}/{self.keyspace}?{text}"
 
     def __repr__(self) -> str:
@@ -357,6 +282,7 @@ class CassandraStore(EventStore):
                     "or CassandraStore.create(url)"
                 )
             create_schema(session, self.keyspace, self.replication_factor, self.datacenter)
+        refuse_expiring_tables(session, self.keyspace)
         mark_layout(session, self.keyspace)
 
     def _fixed_setting(self, name: str, default: int) -> int:

@@ -9,9 +9,10 @@ start: concurrent ``CREATE TABLE`` on different coordinators is a known source o
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
-from ..errors import InvalidStoreUrlError, StoreError
+from ..errors import InvalidStoreUrlError, StoreError, StoreLayoutError
 
 KEYSPACE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,47}\Z")
 """Unquoted CQL identifiers are case-insensitive and at most 48 characters."""
@@ -154,14 +155,47 @@ def missing_objects(session: Any, keyspace: str) -> list[str]:
     return [t for t in TABLES if t not in tables] + [i for i in INDEXES if i not in indexes]
 
 
+def refuse_expiring_tables(session: Any, keyspace: str) -> None:
+    """Refuse a keyspace whose tables would expire rows the store relies on (all of them).
+
+    A ``default_time_to_live`` on ``events`` would expire a partition's static ``head``: the
+    stream would read as empty and ``NO_STREAM`` would write version 1 again. On the feed's
+    tables it would drop announcements or closed-slot markers (events a reader never sees) or a
+    writer number's reservation (a later holder could repeat its positions); on ``store_settings``
+    the bucket width; on ``snapshots`` the only copy of truncated history."""
+    rows = session.execute(
+        "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+    )
+    expiring = {name: ttl for name, ttl in rows if name in TABLES and ttl}
+    if expiring:
+        name, ttl = sorted(expiring.items())[0]
+        raise StoreLayoutError(
+            f"table {keyspace}.{name} has default_time_to_live = {ttl}: its rows would expire, and the store "
+            f"relies on them (a stream whose head expired would start again at version 1). Remove the TTL "
+            f"with `ALTER TABLE {keyspace}.{name} WITH default_time_to_live = 0`, then reopen"
+            + (f" (also: {', '.join(sorted(expiring)[1:])})" if len(expiring) > 1 else "")
+        )
+
+
 def create_schema(session: Any, keyspace: str, replication_factor: int, datacenter: str | None) -> None:
     """Create whatever is missing. Idempotent; waits for schema agreement after each change."""
     for name, cql in schema_cql(keyspace, replication_factor, datacenter).items():
         session.execute(cql, timeout=120)
-        if not session.cluster.control_connection.wait_for_schema_agreement(wait_time=60):
+        if not schema_agreed(session):
             raise StoreError(f"Cassandra nodes did not agree on the schema after creating {name}")
 
 
 def drop_keyspace(session: Any, keyspace: str) -> None:
     session.execute(f"DROP KEYSPACE IF EXISTS {check_keyspace(keyspace)}", timeout=120)
-    session.cluster.control_connection.wait_for_schema_agreement(wait_time=60)
+    schema_agreed(session)
+
+
+def schema_agreed(session: Any) -> bool:
+    """Wait (at most a minute) until the nodes agree on the schema.
+
+    The control connection's wait is deprecated in favour of ``Session.wait_for_schema_agreement``,
+    but that one reads ``system.local`` through the session's row factory and takes the store's
+    plain tuples for a missing schema version: it never agrees. So the old one it is, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bool(session.cluster.control_connection.wait_for_schema_agreement(wait_time=60))

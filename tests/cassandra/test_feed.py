@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("cassandra", reason="the Cassandra driver is an optional extra")
 
 import es_core.stores.cassandra_feed_reader as reader_module
-from es_core import ConcurrencyError, EventStore, NewEvent, open_store
+from es_core import ConcurrencyError, EventStore, NewEvent, StoreOutcomeUnknownError, open_store
 from es_core.stores.cassandra import CassandraStore
 from es_core.stores.cassandra_feed import position_us, slot_end, slot_of
 
@@ -55,8 +55,14 @@ def _writer_loop(store: EventStore, prefix: str, writer: int, appends: int) -> N
     while done < appends:
         stream = shared if done % 3 == 0 else rng.choice(own)
         events = [NewEvent(event_type="Tick", data={"w": writer, "n": done, "i": i}) for i in range(rng.randint(1, 3))]
+        expected = store.stream_version(stream)
         try:
-            store.append(stream, events, store.stream_version(stream))
+            while True:
+                try:
+                    store.append(stream, events, expected)
+                    break
+                except StoreOutcomeUnknownError:
+                    continue  # as documented: the same ids and expected version land once
         except ConcurrencyError:
             continue
         done += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import ssl
 
 import pytest
 
@@ -18,13 +19,16 @@ from cassandra import ConsistencyLevel, WriteType
 from es_core import (
     EventSourcingError,
     InvalidStoreUrlError,
+    StoreAuthenticationError,
     StoreError,
+    StoreOutcomeUnknownError,
     StoreTimeoutError,
     StoreUnavailableError,
     open_store,
 )
 from es_core.stores.cassandra import parse_url
-from es_core.stores.cassandra_errors import DRIVER_ERRORS, TRANSLATED, translate_driver_error
+from es_core.stores.cassandra_errors import CAS_WRITE_UNKNOWN, DRIVER_ERRORS, TRANSLATED, translate_driver_error
+from tests.cassandra.driver_errors import cas_write_unknown
 
 # -- URLs ------------------------------------------------------------------------------------------
 
@@ -69,7 +73,7 @@ def test_defaults_leave_options_out_and_ipv6_hosts_work() -> None:
         "cassandra://localhost/a/b",
         "cassandra://localhost/Bad-Name",
         "cassandra://localhost/" + "k" * 49,
-        "cassandra://user:secret@localhost/events",
+        "cassandra://:secret@localhost/events",  # a password without a user
         "cassandra://h1:9042,h2:9043/events",  # one port for every host
         "cassandra://h1:99999/events",
         "cassandra:///events",
@@ -107,34 +111,56 @@ def test_unknown_keyword_options_are_refused() -> None:
 
 # -- the driver-error boundary -------------------------------------------------------------------
 
+CAS_UNKNOWN = cas_write_unknown()
+TLS_REFUSED = "Tried connecting to [('h1', 9042)]. Last error: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed certificate"
 UNAVAILABLE = cassandra.Unavailable("not enough replicas", consistency=ConsistencyLevel.LOCAL_QUORUM,
                                     required_replicas=2, alive_replicas=1)  # fmt: skip
 
 CASES: list[tuple[BaseException, type[StoreError]]] = [
-    (cassandra.WriteTimeout("cas", write_type=WriteType.CAS), StoreTimeoutError),
-    (cassandra.WriteTimeout("batch", write_type=WriteType.BATCH), StoreTimeoutError),
-    (cassandra.WriteTimeout("simple", write_type=WriteType.SIMPLE), StoreTimeoutError),
+    # the outcome is unknown: the write may have landed (or may still land)
+    (cassandra.WriteTimeout("cas", write_type=WriteType.CAS), StoreOutcomeUnknownError),
+    (cassandra.WriteTimeout("batch", write_type=WriteType.BATCH), StoreOutcomeUnknownError),
+    (cassandra.WriteTimeout("simple", write_type=WriteType.SIMPLE), StoreOutcomeUnknownError),
+    (CAS_UNKNOWN, StoreOutcomeUnknownError),
+    (cassandra.WriteFailure("replica failed", failures=1), StoreOutcomeUnknownError),
+    (cassandra.OperationTimedOut(errors={}, last_host="127.0.0.1"), StoreOutcomeUnknownError),
+    (cassandra.connection.ConnectionShutdown("closed in flight"), StoreOutcomeUnknownError),
+    (cassandra.protocol.ServerError(0x0000, "server bug", None), StoreOutcomeUnknownError),
+    (cassandra.cluster.NoHostAvailable("gave up", {"h1:9042": cassandra.connection.ConnectionShutdown("closed")}),
+     StoreOutcomeUnknownError),
+    (cassandra.cluster.NoHostAvailable("gave up", {"h1:9042": CAS_UNKNOWN}), StoreOutcomeUnknownError),
+    # a timeout that wrote nothing
     (cassandra.ReadTimeout("read", data_retrieved=False), StoreTimeoutError),
-    (cassandra.OperationTimedOut(errors={}, last_host="127.0.0.1"), StoreTimeoutError),
+    # nothing was sent, or nothing was executed
     (UNAVAILABLE, StoreUnavailableError),
     (cassandra.cluster.NoHostAvailable("none", {}), StoreUnavailableError),
+    (cassandra.cluster.NoHostAvailable("none", {"h1:9042": ConnectionRefusedError(111, "refused")}),
+     StoreUnavailableError),
+    (cassandra.cluster.NoHostAvailable("none", {"h1:9042": cassandra.OperationTimedOut("Timed out creating "
+                                                                                       "connection (5 seconds)")}),
+     StoreUnavailableError),
     (cassandra.connection.ConnectionException("refused"), StoreUnavailableError),
-    (cassandra.connection.ConnectionShutdown("shut"), StoreUnavailableError),
     (cassandra.connection.ConnectionBusy("busy"), StoreUnavailableError),
     (cassandra.pool.NoConnectionsAvailable(), StoreUnavailableError),
-    (cassandra.connection.ProtocolError("bad frame"), StoreError),
-    (cassandra.segment.CrcException("bad checksum"), StoreError),
     (cassandra.protocol.OverloadedErrorMessage(0x1001, "overloaded", None), StoreUnavailableError),
     (cassandra.protocol.IsBootstrappingErrorMessage(0x1002, "bootstrapping", None), StoreUnavailableError),
+    # credentials
+    (cassandra.AuthenticationFailed("who"), StoreAuthenticationError),
+    (cassandra.cluster.NoHostAvailable("auth", {"h1:9042": cassandra.AuthenticationFailed("bad credentials")}),
+     StoreAuthenticationError),
+    # retrying will not help
+    (cassandra.cluster.NoHostAvailable("tls", {"h1:9042": ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER]")}),
+     StoreError),
+    (cassandra.cluster.NoHostAvailable("tls", {"h1:9042": PermissionError(1, TLS_REFUSED)}), StoreError),
+    (cassandra.connection.ProtocolError("bad frame"), StoreError),
+    (cassandra.segment.CrcException("bad checksum"), StoreError),
     (cassandra.ReadFailure("tombstones", failures=1), StoreError),
-    (cassandra.WriteFailure("replica failed", failures=1), StoreError),
     (cassandra.InvalidRequest("bad query"), StoreError),
-    (cassandra.Unauthorized("no"), StoreError),
-    (cassandra.AuthenticationFailed("who"), StoreError),
+    (cassandra.Unauthorized("no"), StoreAuthenticationError),
     (cassandra.protocol.SyntaxException(0x2000, "syntax", None), StoreError),
-    (cassandra.protocol.ServerError(0x0000, "server bug", None), StoreError),
+    (cassandra.protocol.ErrorMessage(0x1234, "a code this driver does not know", None), StoreError),
     (cassandra.DriverException("other"), StoreError),
-]
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("driver_error", "expected"), CASES, ids=lambda c: type(c).__name__)
@@ -144,11 +170,21 @@ def test_each_driver_error_maps_to_its_store_error(driver_error: BaseException, 
     with pytest.raises(expected) as info:
         with TRANSLATED:
             raise driver_error
-    assert info.value.__cause__ is driver_error
+    if expected is StoreAuthenticationError:  # the driver's message names the user: not chained
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+    else:
+        assert info.value.__cause__ is driver_error
 
 
-def test_a_timed_out_conditional_write_says_it_may_have_landed() -> None:
-    message = str(translate_driver_error(cassandra.WriteTimeout("cas", write_type=WriteType.CAS)))
+def test_the_driver_has_no_class_for_cas_write_unknown_so_the_boundary_maps_the_code() -> None:
+    assert type(CAS_UNKNOWN) is cassandra.protocol.ErrorMessage and CAS_UNKNOWN.code == CAS_WRITE_UNKNOWN
+    assert CAS_WRITE_UNKNOWN not in cassandra.protocol.error_classes
+
+
+@pytest.mark.parametrize("driver_error", [c for c, e in CASES if e is StoreOutcomeUnknownError],
+                         ids=lambda c: type(c).__name__)  # fmt: skip
+def test_every_unknown_outcome_says_retry_with_the_same_event_ids(driver_error: BaseException) -> None:
+    message = str(translate_driver_error(driver_error))
     assert "may or may not have landed" in message and "same event ids" in message
     assert "replication_factor=1" in str(translate_driver_error(UNAVAILABLE))
 

@@ -7,11 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from downloads import AcquireLicense, DownloadService, RegisterDevice, RenewLicense, RuleFileError, Subscribe
+from downloads import (
+    AcquireLicense,
+    ClockSkewError,
+    DownloadService,
+    Outcome,
+    RegisterDevice,
+    RenewLicense,
+    RequestReusedError,
+    RuleFileError,
+    Subscribe,
+)
 from downloads.fallback import (
     CONFIRMED,
     STORE_UNAVAILABLE,
-    FallbackOutcome,
     FallbackPolicy,
     FallbackService,
     JournalError,
@@ -32,7 +41,8 @@ class Bench:
     def __init__(self, tmp_path: Path, policy: FallbackPolicy) -> None:
         rules, catalogue = world()
         self.store = FlakyStore(open_store("memory://"))
-        self.service = DownloadService(self.store, rules, catalogue)
+        self.now = T  # the service's clock, which the member's device agrees with
+        self.service = DownloadService(self.store, rules, catalogue, clock=lambda: self.now)
         self.clock = FakeClock()
         self.journal_path = tmp_path / "grants.jsonl"
         self.fallback = FallbackService(self.service, policy, self.journal_path, clock=self.clock)
@@ -40,12 +50,13 @@ class Bench:
         self.fallback.handle(Subscribe(member_id="m", at=T, request_id="join", plan="standard"))
         self.fallback.handle(RegisterDevice(member_id="m", at=T, request_id="phone", device_id="phone"))
 
-    def acquire(self, title: str = "after-circuit", request_id: str | None = None) -> FallbackOutcome:
+    def acquire(self, title: str = "after-circuit", request_id: str | None = None) -> Outcome:
         self.n += 1
+        self.now = T + self.n * MINUTE
         return self.fallback.handle(
-            AcquireLicense(  # type: ignore[return-value]
+            AcquireLicense(
                 member_id="m",
-                at=T + self.n * MINUTE,
+                at=self.now,
                 request_id=request_id or f"get-{self.n}",
                 device_id="phone",
                 title_id=title,
@@ -119,7 +130,7 @@ def test_a_retry_once_the_store_is_back_settles_the_request(tmp_path: Path) -> N
     real = bench.fallback.handle(
         AcquireLicense(member_id="m", at=provisional.at, request_id="x", device_id="phone", title_id="after-circuit")
     )
-    assert real.granted and not getattr(real, "provisional", False) and real.events == 1
+    assert real.granted and not real.provisional and real.fallback == "" and real.events == 1
     assert bench.fallback.journal is not None
     assert bench.fallback.journal.resolved[("m", "x")].result == CONFIRMED
 
@@ -134,7 +145,7 @@ def test_the_circuit_breaker_stops_calling_a_failing_store(tmp_path: Path) -> No
     assert bench.store.calls == calls and bench.fallback.stats.short_circuited == 5
     bench.clock.now += 10
     bench.store.heal()
-    assert not isinstance(bench.acquire(), FallbackOutcome)  # the probe after the cool-down finds the store back
+    assert bench.acquire().fallback == ""  # the probe after the cool-down finds the store back
     assert not bench.fallback.circuit_open
 
 
@@ -201,3 +212,37 @@ def test_the_fallback_scenario_seed_7(tmp_path: Path) -> None:
     """Clients re-sending 'try later' requests after the outage, with their original time."""
     result = run_fallback(tmp_path, seed=7)
     assert result.status == "ok", result.problems
+
+
+def test_the_fallback_holds_the_client_clock_to_the_same_bound(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    ahead = bench.now + timedelta(days=2)
+    skewed = AcquireLicense(member_id="m", at=ahead, request_id="skewed", device_id="phone", title_id="after-circuit")
+    with pytest.raises(ClockSkewError, match="max_skew_minutes"):
+        bench.fallback.handle(skewed)
+    assert bench.fallback.journal is not None and bench.fallback.journal.pending() == []  # nothing journalled
+    assert bench.acquire().provisional  # a device on time still gets the fallback's answer
+
+
+def test_a_journalled_request_id_reused_for_another_title_is_refused(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    assert bench.acquire(request_id="k").provisional
+    with pytest.raises(RequestReusedError, match="title_id was 'after-circuit', now 'silver-harbour'"):
+        bench.fallback.handle(
+            AcquireLicense(member_id="m", at=bench.now, request_id="k", device_id="phone", title_id="silver-harbour")
+        )
+
+
+def test_a_reconciled_grant_is_decided_at_the_service_time_it_was_granted(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, grant_policy())
+    bench.store.fail("unavailable")
+    granted = bench.acquire()
+    granted_at = bench.now
+    bench.store.heal()
+    bench.now += timedelta(hours=6)  # the store comes back hours later
+    report = bench.fallback.reconcile()
+    assert [o.request_id for o in report.confirmed] == [granted.request_id]
+    stored = bench.store.read_stream("member-m")[-1]
+    assert stored.data["decided_at"] == granted_at.isoformat().replace("+00:00", "Z")

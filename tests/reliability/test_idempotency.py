@@ -21,6 +21,7 @@ from downloads import (
 from es_core import SnapshotPolicy, open_store
 from reliability.idempotency import run_idempotency
 from reliability.invariants import serial_replay
+from reliability.workload import ScenarioService
 
 T = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
@@ -46,7 +47,7 @@ def test_retries_get_the_same_reason_text(tmp_path: Path) -> None:
 def _two_servers(policy: SnapshotPolicy | None = None) -> tuple[DownloadService, DownloadService]:
     store = open_store("memory://")
     kwargs = {"cache_size": 16} | ({"snapshot_policy": policy} if policy else {})
-    return DownloadService(store, **kwargs), DownloadService(store, **kwargs)  # type: ignore[arg-type]
+    return ScenarioService(store, **kwargs), ScenarioService(store, **kwargs)
 
 
 def test_a_retry_reaching_a_stale_cache_is_answered_not_refused() -> None:

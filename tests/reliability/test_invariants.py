@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from downloads import AcquireLicense, DownloadService, LicenseAcquired, RegisterDevice, Subscribe, new_registry
+from downloads import (
+    AcquireLicense,
+    LicenseAcquired,
+    RegisterDevice,
+    Subscribe,
+    load_catalogue,
+    load_rules,
+    new_registry,
+)
 from es_core import open_store
-from reliability.invariants import TITLE_YEAR, check_member_stream, window_peak
-from reliability.workload import world
+from reliability.invariants import STUDIO_YEAR, TITLE_YEAR, check_member_stream, window_peak
+from reliability.workload import ScenarioService, world
 
 T = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -24,7 +32,7 @@ def test_window_peak_counts_downloads_within_one_window() -> None:
 def test_a_clean_history_has_no_violations() -> None:
     rules, catalogue = world()
     store = open_store("memory://")
-    service = DownloadService(store, rules, catalogue)
+    service = ScenarioService(store, rules, catalogue)
     service.handle(Subscribe(member_id="m", at=T, request_id="r1", plan="standard"))
     service.handle(RegisterDevice(member_id="m", at=T, request_id="r2", device_id="phone"))
     for i in range(4):  # the 4th is denied
@@ -41,7 +49,7 @@ def test_a_clean_history_has_no_violations() -> None:
 def test_a_fourth_download_in_a_year_is_a_violation_at_its_version() -> None:
     rules, catalogue = world()
     store = open_store("memory://")
-    service = DownloadService(store, rules, catalogue)
+    service = ScenarioService(store, rules, catalogue)
     service.handle(Subscribe(member_id="m", at=T, request_id="r1", plan="premium"))
     service.handle(RegisterDevice(member_id="m", at=T, request_id="r2", device_id="phone"))
     registry = new_registry()
@@ -52,6 +60,7 @@ def test_a_fourth_download_in_a_year_is_a_violation_at_its_version() -> None:
             title_id="after-circuit",
             studio_id="meridian",
             at=T + i * DAY,
+            decided_at=T + i * DAY,
             expires_at=T + (i + 3) * DAY,
             request_id=f"x{i}",
         )
@@ -61,3 +70,22 @@ def test_a_fourth_download_in_a_year_is_a_violation_at_its_version() -> None:
     category, text = check.violations[0]
     assert category == TITLE_YEAR
     assert "member-m v6" in text and "4 downloads of after-circuit" in text
+
+
+def test_a_thirteenth_meridian_download_in_a_year_is_a_violation() -> None:
+    rules, catalogue = load_rules(), load_catalogue()  # the shipped rules: 12 of Meridian's titles a year
+    store = open_store("memory://")
+    service = ScenarioService(store, rules, catalogue)
+    service.handle(Subscribe(member_id="m", at=T, request_id="r1", plan="premium"))
+    service.handle(RegisterDevice(member_id="m", at=T, request_id="r2", device_id="phone"))
+    registry = new_registry()
+    titles = [t.id for t in catalogue.titles() if t.studio_id == "meridian" and t.available_at(T)][:13]
+    for i, title in enumerate(titles):  # written past the service, as a broken writer would
+        event = LicenseAcquired(
+            license_id=f"l{i}", device_id="phone", title_id=title, studio_id="meridian", at=T + i * DAY,
+            decided_at=T + i * DAY, expires_at=T + (i + 3) * DAY, request_id=f"x{i}",
+        )
+        store.append("member-m", [registry.encode(event, metadata={"request_id": f"x{i}"})])
+    check = check_member_stream(store, "m", registry, rules, catalogue)
+    assert [c for c, _ in check.violations] == [STUDIO_YEAR]
+    assert "13 downloads of studio meridian's titles (limit 12)" in check.violations[0][1]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from downloads import AcquireLicense, DownloadService, RegisterDevice, Subscribe
+from downloads import AcquireLicense, RegisterDevice, Subscribe
 from es_core import open_store
 from reliability.races import run_races, sqlite_url
-from reliability.workload import world
+from reliability.workload import ScenarioService, world
 
 
 def _check(result: object) -> None:
@@ -41,7 +41,7 @@ def test_a_late_decided_download_never_exceeds_the_yearly_limit() -> None:
     """Two servers: one decides a download stamped 12:00:00.005 after three others stamped a few
     milliseconds later were stored. The title allows 3 downloads a year."""
     rules, catalogue = world()
-    service = DownloadService(open_store("memory://"), rules, catalogue)
+    service = ScenarioService(open_store("memory://"), rules, catalogue)  # each decided at its own time
     t = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
     ms = timedelta(milliseconds=1)
     service.handle(Subscribe(member_id="m", at=t, request_id="join", plan="premium"))

@@ -51,6 +51,12 @@ def test_run_reports_every_figure_with_ratios(run_result: dict[str, Any]) -> Non
     }
     assert "ratio_to_floor_with_id_key" in results["append"]
     assert "cost" in results["snapshot_cost"]["es_core"]
+    catch_up = results["subscription"]["catch_up"]
+    assert catch_up["same_read_model"] and catch_up["ratio_to_floor"] > 0
+    for where in ("separate_file", "beside_the_store"):
+        lag = results["subscription"]["live_lag"][where]
+        assert lag["applied"] == lag["events"] == lag["deliveries"] > 0, lag  # every event, once
+        assert lag["p99_ms"] >= lag["p50_ms"] >= 0
 
 
 def test_run_reports_machine_durability_and_equivalence(run_result: dict[str, Any]) -> None:

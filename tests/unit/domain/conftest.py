@@ -73,7 +73,8 @@ def make_catalogue() -> Catalogue:
 
 
 class World:
-    """A service over a memory store whose clock follows the commands (simulated time)."""
+    """A service over a memory store whose clock (the service's clock too) follows the commands
+    (simulated time): a command is decided at its own time unless ``now`` says otherwise."""
 
     def __init__(self, rules: RuleSet | None = None, *, cache_size: int = 0, store: EventStore | None = None) -> None:
         self.store = store or open_store("memory://")
@@ -89,10 +90,16 @@ class World:
         return f"r{self._n}"
 
     def send(
-        self, make: Callable[..., object], member: str = "ann", at: datetime | None = None, **fields: object
+        self,
+        make: Callable[..., object],
+        member: str = "ann",
+        at: datetime | None = None,
+        *,
+        now: datetime | None = None,
+        **fields: object,
     ) -> Outcome:
         at = at or self.now
-        self.now = max(self.now, at)
+        self.now = now or at
         command = make(member_id=member, at=at, request_id=fields.pop("request_id", None) or self.rid(), **fields)
         return self.service.handle(command)  # type: ignore[arg-type]
 

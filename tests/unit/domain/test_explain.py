@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from downloads import ReleaseLicense, RenewLicense, explain_denial, timeline
+from downloads import AcquireLicense, ReleaseLicense, RenewLicense, explain_denial, timeline
 
-from .conftest import T0, World
+from .conftest import T0, World, make_rules
 
-DAY = timedelta(days=1)
+DAY, MINUTE = timedelta(days=1), timedelta(minutes=1)
 
 
 def test_the_timeline_lists_every_event_in_order_and_filters_by_aggregate(world: World) -> None:
@@ -30,6 +30,7 @@ def test_the_timeline_lists_every_event_in_order_and_filters_by_aggregate(world:
 
 
 def test_a_title_limit_denial_is_explained_by_the_downloads_in_the_window(world: World) -> None:
+    world.now = T0 - 401 * DAY
     world.join()
     old = world.acquire("film-a", T0 - 400 * DAY)  # outside the window: not a cause
     lic = world.acquire("film-a", T0).license_id
@@ -62,3 +63,28 @@ def test_explaining_a_request_that_was_not_denied_is_an_error(world: World) -> N
     granted = world.acquire("show-x")
     with pytest.raises(LookupError):
         explain_denial(world.store, "ann", granted.request_id)
+
+
+def test_a_denial_is_explained_with_the_limits_in_force_when_it_was_decided() -> None:
+    strict = make_rules(name="strict-then", title_limit=2)
+    world = World(strict)
+    world.join()
+    for n in range(2):
+        world.acquire("film-a", T0 + n * DAY)
+    denied = world.acquire("film-a", T0 + 2 * DAY)
+    today = make_rules(name="default-now", title_limit=5, renewal_counts=False)  # the file has changed since
+    explanation = explain_denial(world.store, "ann", denied.request_id, rules=[today, strict])
+    assert explanation.rules == strict.label == explanation.causes_read_with
+    assert explanation.limit == 2 and len(explanation.causes) == 2
+    assert f"judged under {strict.label} (limit 2)" in explanation.text
+    unknown = explain_denial(world.store, "ann", denied.request_id, rules=today)  # the old rule set is not at hand
+    assert unknown.rules == strict.label and unknown.causes_read_with == today.label
+    assert "causes read with default-now@" in unknown.text and unknown.limit == 2  # the recorded limit, still
+
+
+def test_the_timeline_names_the_rules_that_judged_each_decision_and_both_times(world: World) -> None:
+    world.join()
+    world.send(AcquireLicense, at=T0 + 3 * MINUTE, now=T0, device_id="phone", title_id="film-a")
+    entry = timeline(world.store, "ann")[-1]
+    assert entry.rules == world.rules.label and entry.at == T0 + 3 * MINUTE and entry.recorded_at == T0
+    assert timeline(world.store, "ann")[0].rules is None  # a subscription is no rule's decision

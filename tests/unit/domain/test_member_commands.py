@@ -42,6 +42,7 @@ from es_core.testing import given
 from .conftest import T0, YEAR, make_catalogue, make_rules
 
 RULES, CATALOGUE = make_rules(), make_catalogue()
+JUDGED = {"rules": RULES.name, "rules_digest": RULES.digest}  # every decision names its rule set
 H = timedelta(hours=1)
 LIC = license_id_for("test", "get-a")
 JOINED = (
@@ -51,13 +52,14 @@ JOINED = (
 )
 HOLDING_A = (
     *JOINED,
-    LicenseAcquired(license_id=LIC, device_id="phone", title_id="film-a", studio_id="strict", at=T0,
-                    expires_at=T0 + 48 * H, remaining=2, resets_at=T0 + YEAR, request_id="get-a"),
+    LicenseAcquired(license_id=LIC, device_id="phone", title_id="film-a", studio_id="strict", at=T0, decided_at=T0,
+                    expires_at=T0 + 48 * H, remaining=2, resets_at=T0 + YEAR, request_id="get-a", **JUDGED),
 )
 
 
 def run(command: Command):  # type: ignore[no-untyped-def]
-    return lambda member: member.execute(command, RULES, CATALOGUE)
+    """Decide ``command`` with the service's clock at the command's own time."""
+    return lambda member: member.execute(command, RULES, CATALOGUE, command.at)
 
 
 def test_subscribe() -> None:
@@ -98,8 +100,8 @@ def test_acquire_grants_a_license_with_the_studio_window() -> None:
     member = given(MemberAccount, *JOINED).when(
         run(AcquireLicense(member_id="test", at=T0, request_id="a1", device_id="phone", title_id="film-a"))
     ).then(
-        LicenseAcquired(license_id=lic, device_id="phone", title_id="film-a", studio_id="strict", at=T0,
-                        expires_at=T0 + 48 * H, remaining=2, resets_at=T0 + YEAR, request_id="a1")
+        LicenseAcquired(license_id=lic, device_id="phone", title_id="film-a", studio_id="strict", at=T0, decided_at=T0,
+                        expires_at=T0 + 48 * H, remaining=2, resets_at=T0 + YEAR, request_id="a1", **JUDGED)
     )
     assert member.devices_holding_downloads() == ["phone"]
     assert member.state.studio_active == {"strict": 1}
@@ -112,8 +114,8 @@ def test_acquire_of_an_unlimited_title_says_nothing_about_remaining() -> None:
     given(MemberAccount, *JOINED).when(
         run(AcquireLicense(member_id="test", at=T0, request_id="a1", device_id="phone", title_id="show-x"))
     ).then(
-        LicenseAcquired(license_id=lic, device_id="phone", title_id="show-x", studio_id="open", at=T0,
-                        expires_at=T0 + 168 * H, request_id="a1")
+        LicenseAcquired(license_id=lic, device_id="phone", title_id="show-x", studio_id="open", at=T0, decided_at=T0,
+                        expires_at=T0 + 168 * H, request_id="a1", **JUDGED)
     )
 
 
@@ -125,7 +127,8 @@ def test_acquire_denied_is_recorded_as_a_denial() -> None:
         DownloadDenied(action="acquire", rule="catalogue", retry_at=CATALOGUE.title("coming").available_from,  # type: ignore[union-attr]
                        reason="'Coming Soon' is not in the catalogue yet; "
                        "it can be downloaded from 2026-02-01 00:00 UTC",
-                       device_id="phone", title_id="coming", studio_id="open", at=at, request_id="a1")
+                       device_id="phone", title_id="coming", studio_id="open", at=at, decided_at=at, request_id="a1",
+                       **JUDGED)
     )
 
 
@@ -143,8 +146,8 @@ def test_renew_pushes_the_expiry_out_from_now() -> None:
     member = given(MemberAccount, *HOLDING_A).when(
         run(RenewLicense(member_id="test", at=at, request_id="rn", license_id=LIC))
     ).then(
-        LicenseRenewed(license_id=LIC, title_id="film-a", at=at, expires_at=at + 48 * H, remaining=1,
-                       resets_at=T0 + YEAR, request_id="rn")
+        LicenseRenewed(license_id=LIC, title_id="film-a", at=at, decided_at=at, expires_at=at + 48 * H, remaining=1,
+                       resets_at=T0 + YEAR, request_id="rn", **JUDGED)
     )
     assert member.state.licenses[LIC].renewals == 1
     given(MemberAccount, *JOINED).when(run(RenewLicense(member_id="test", at=at, request_id="x", license_id="lic-0"))) \
@@ -153,7 +156,8 @@ def test_renew_pushes_the_expiry_out_from_now() -> None:
 
 def test_first_play_shortens_the_expiry_and_a_second_play_records_nothing() -> None:
     at = T0 + 2 * H
-    played = LicensePlayed(license_id=LIC, title_id="film-a", at=at, expires_at=at + 24 * H, request_id="p1")
+    played = LicensePlayed(license_id=LIC, title_id="film-a", at=at, decided_at=at, expires_at=at + 24 * H,
+                           request_id="p1", **JUDGED)
     given(MemberAccount, *HOLDING_A).when(run(PlayDownload(member_id="test", at=at, request_id="p1", license_id=LIC))) \
         .then(played)
     given(MemberAccount, *HOLDING_A, played).when(
@@ -194,8 +198,8 @@ def test_cancel_releases_every_download() -> None:
 def test_expire_title_licenses_ends_them_at_the_leaving_moment() -> None:
     leaving_on = CATALOGUE.title("leaving").leaving_on  # type: ignore[union-attr]
     lic = license_id_for("test", "get-l")
-    holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open", at=T0,
-                                        expires_at=T0 + 168 * H, request_id="get-l"))
+    holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open",
+                                        at=T0, decided_at=T0, expires_at=T0 + 168 * H, request_id="get-l", **JUDGED))
     member = given(MemberAccount, *holding).when(
         run(ExpireTitleLicenses(member_id="test", at=leaving_on, request_id="w", title_id="leaving"))  # type: ignore[arg-type]
     ).then(LicenseExpired(license_id=lic, title_id="leaving", at=leaving_on))  # type: ignore[arg-type]
@@ -208,8 +212,8 @@ def test_expire_title_licenses_ends_them_at_the_leaving_moment() -> None:
 def test_any_command_after_a_title_left_catches_its_licenses_up() -> None:
     leaving_on = CATALOGUE.title("leaving").leaving_on  # type: ignore[union-attr]
     lic = license_id_for("test", "get-l")
-    holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open", at=T0,
-                                        expires_at=T0 + 168 * H, request_id="get-l"))
+    holding = (*JOINED, LicenseAcquired(license_id=lic, device_id="phone", title_id="leaving", studio_id="open",
+                                        at=T0, decided_at=T0, expires_at=T0 + 168 * H, request_id="get-l", **JUDGED))
     later = leaving_on + timedelta(days=3)  # type: ignore[operator]
     given(MemberAccount, *holding).when(
         run(RegisterDevice(member_id="test", at=later, request_id="d3", device_id="laptop"))

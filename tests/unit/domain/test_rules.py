@@ -12,6 +12,7 @@ from downloads import (
     DEFAULT_CATALOGUE_PATH,
     DEFAULT_RULES_PATH,
     RuleFileError,
+    RuleSet,
     load_catalogue,
     load_rules,
 )
@@ -43,7 +44,21 @@ def test_the_default_rules_carry_the_documented_defaults() -> None:
     assert timedelta(hours=48) <= rules.license_duration("northlight", "x") <= timedelta(days=7)
     assert rules.license_duration("originals", "x") == timedelta(days=7)
     assert rules.after_first_play("northlight", "x") == timedelta(hours=48)
+    assert rules.after_first_play("meridian", "x") == timedelta(hours=24) < rules.license_duration("meridian", "x")
+    assert rules.studio_year_limit("meridian") == 12 and rules.studio_year_limit("originals") is None
+    assert rules.studio_cap("kestrel") == 10
+    assert (rules.clock.max_skew, rules.clock.max_lateness) == (timedelta(minutes=10), timedelta(minutes=5))
     rules.check_against(load_catalogue())
+
+
+def test_a_rule_set_is_named_by_its_content_not_its_file() -> None:
+    default, same = load_rules(), load_rules()
+    assert default.digest == same.digest and default.label == f"default@{default.digest}"
+    generous = load_rules(RULES_DIR / "generous_title_limit.toml")
+    assert generous.digest != default.digest
+    renamed = RuleSet(name="another name", description="same limits", plans=default.plans, limits=default.limits,
+                      license=default.license, clock=default.clock, studios=default.studios, titles=default.titles)
+    assert renamed.digest == default.digest  # the hash is of the limits, not the words around them
 
 
 def test_every_shipped_rule_file_loads_against_the_catalogue() -> None:

@@ -95,14 +95,14 @@ class _Down(MemoryStore):
 
 
 def test_concurrency_retries_are_bounded() -> None:
-    service = DownloadService(_AlwaysBehind(), make_rules(), make_catalogue(), max_attempts=3)
+    service = DownloadService(_AlwaysBehind(), make_rules(), make_catalogue(), max_attempts=3, clock=lambda: T0)
     with pytest.raises(ConcurrencyError):
         service.handle(Subscribe(member_id="ann", at=T0, request_id="r", plan="basic"))
     assert service.repository.stats.loads == 3
 
 
 def test_store_failures_propagate_as_they_are() -> None:
-    service = DownloadService(_Down(), make_rules(), make_catalogue())
+    service = DownloadService(_Down(), make_rules(), make_catalogue(), clock=lambda: T0)
     with pytest.raises(StoreUnavailableError):
         service.handle(Subscribe(member_id="ann", at=T0, request_id="r", plan="basic"))
 
@@ -142,13 +142,13 @@ def test_snapshots_are_invisible() -> None:
     assert encode(with_snapshot.state) == encode(full_replay.state) == encode(plain.service.member("ann").state)
 
 
-def test_state_as_of_a_simulated_time(world: World) -> None:
+def test_state_as_it_was_known_at_a_simulated_time(world: World) -> None:
     world.join()
     lic = world.acquire("show-x", T0 + DAY).license_id
     world.send(ReleaseLicense, at=T0 + 3 * DAY, license_id=lic)
-    assert lic in world.service.member("ann", as_of=T0 + 2 * DAY).state.licenses
-    assert world.service.member("ann", as_of=T0 + 4 * DAY).state.licenses == {}
-    assert world.service.member("ann", as_of=T0 + DAY - timedelta(seconds=1)).state.licenses == {}
+    assert lic in world.service.member("ann", known_by=T0 + 2 * DAY).state.licenses
+    assert world.service.member("ann", known_by=T0 + 4 * DAY).state.licenses == {}
+    assert world.service.member("ann", known_by=T0 + DAY - timedelta(seconds=1)).state.licenses == {}
 
 
 def test_the_service_works_on_sqlite(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -60,7 +60,8 @@ def test_the_report_adds_up() -> None:
     )
     assert sum(report.denials_by_rule.values()) == report.denials > 0
     assert report.duplicates_absorbed > 0
-    assert report.refused == {}  # the simulated clients never send a command that cannot apply
+    # the simulated clients send only commands that apply, from devices whose clocks may be out
+    assert set(report.refused) <= {"ClockSkewError", "LateRequestError"}
     assert sum(report.members_by_behaviour.values()) == 60
     assert days == sorted(days) and days[-1] == 60
     models = ReadModels(store)
@@ -74,7 +75,7 @@ def test_a_year_has_a_realistic_mix() -> None:
     kinds = Counter(report.commands_by_type)
     downloads_per_member = kinds["AcquireLicense"] / 120
     assert 5 <= downloads_per_member <= 40  # a few a month on average, not a firehose
-    assert kinds["ReleaseLicense"] > kinds["AcquireLicense"] / 3  # members delete downloads
+    assert kinds["ReleaseLicense"] > report.grants / 3  # members delete downloads
     assert {"title_downloads_per_year", "devices_per_plan"} <= set(report.denials_by_rule)
     assert report.titles_withdrawn > 0 and kinds["ExpireTitleLicenses"] > 0
 

@@ -90,3 +90,12 @@ def test_whatif_writes_only_to_its_scratch_store(history: World) -> None:
     assert scratch.head_position() > 0
     replayed = {r.recorded_at for r in scratch.read_all()}
     assert min(replayed) == T0  # recorded at the original times, not now
+
+
+def test_the_report_says_what_the_history_was_recorded_and_replayed_under(history: World) -> None:
+    generous = make_rules(name="generous", title_limit=5)
+    report = whatif(history.store, generous, catalogue=history.catalogue)
+    assert report.rules_label == generous.label != history.rules.label
+    assert report.recorded_under == {history.rules.label: report.download_requests}
+    assert all(r.rules == history.rules.label for r in recorded_requests(history.store) if r.command.name ==
+               "AcquireLicense")

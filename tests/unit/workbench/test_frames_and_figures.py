@@ -155,3 +155,23 @@ def test_whatif_frame_has_the_recorded_count_once_then_each_rule_set() -> None:
         ("limit 5", "devices", 2), ("limit 5", "per_title", 4),
         ("3 devices", "devices", 0), ("3 devices", "per_title", 9),
     ]
+
+
+def test_two_times_puts_a_late_event_above_the_line() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    t = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    entries = pd.DataFrame(
+        [
+            {"version": 1, "recorded_at": t, "at": t, "event_type": "MemberSubscribed", "summary": "joined"},
+            {"version": 2, "recorded_at": t + timedelta(minutes=8), "at": t + timedelta(minutes=3),
+             "event_type": "LicenseAcquired", "summary": "late"},
+            {"version": 3, "recorded_at": t, "at": None, "event_type": "Unknown", "summary": "no business time"},
+        ]
+    )
+    fig = wb.two_times(entries, marker=t)
+    assert trace_points(fig) == 2  # an event without a business time is left out
+    late = next(trace for trace in fig.data if trace.name == "LicenseAcquired")
+    assert list(late.y) == [5.0]  # recorded five minutes after it happened
+    with pytest.raises(ValueError, match="no events with a business time"):
+        wb.two_times(entries.iloc[2:])

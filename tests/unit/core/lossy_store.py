@@ -1,0 +1,16 @@
+"""A memory store whose global log drops one position, as a buggy feed would. It filters the
+public ``read_all`` (``read_stream`` still finds the event), so it stands for a feed that
+loses an event in transit whatever the backend's internals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from es_core import MemoryStore, RecordedEvent
+
+
+class LossyStore(MemoryStore):
+    lost = 5
+
+    def read_all(self, *, after: int = 0, limit: int | None = None, page_size: int = 1000) -> Iterator[RecordedEvent]:
+        return (r for r in super().read_all(after=after, limit=limit, page_size=page_size) if r.position != self.lost)

@@ -1,0 +1,88 @@
+"""``python -m es_core.subscriptions``: each command does what it says, and a refused command
+exits 1, says why, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from es_core import NewEvent, open_store
+from es_core.subscriptions import Delivery, SQLiteCheckpoints, Subscription, checkpoints_for
+from es_core.subscriptions.cli import main
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A store of 6 events and subscription "demo" that parked the event at position 3."""
+    url = f"sqlite:///{tmp_path}/events.db"
+    store = open_store(url)
+    for i in range(6):
+        store.append(f"s{i % 2}", [NewEvent(event_type="T", data={"i": i})])
+
+    def handle(d: Delivery) -> None:
+        if d.position == 3:
+            raise ValueError("bad payload")
+
+    checkpoints = checkpoints_for(store)
+    Subscription(store, checkpoints, "demo", handle).catch_up()
+    checkpoints.close()
+    store.close()
+    return url
+
+
+def _run(url: str, *argv: str) -> int:
+    return main(["--store", url, *argv])
+
+
+def test_status_and_parked(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(url, "status", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["subscriptions"][0] | {"lag_seconds": 0} == {
+        "name": "demo", "position": 6, "head": 6, "lag_events": 0, "lag_seconds": 0, "status": "active",
+        "running": False, "owner": None, "parked": 1, "reset_to": None, "last_error": "",
+    }
+    assert _run(url, "status") == 0
+    assert "demo" in capsys.readouterr().out
+    assert _run(url, "parked", "demo", "--json") == 0
+    parked = json.loads(capsys.readouterr().out)
+    assert [(p["position"], p["attempts"]) for p in parked] == [(3, 3)]
+    assert "ValueError: bad payload" in parked[0]["error"]
+
+
+def test_changes(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(url, "pause", "demo") == 0
+    assert _run(url, "reset", "demo", "--to", "2") == 0
+    assert _run(url, "status", "--json") == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[-1])["subscriptions"][0]
+    assert (row["status"], row["reset_to"]) == ("paused", 2)
+    assert _run(url, "resume", "demo") == 0
+    capsys.readouterr()
+    assert _run(url, "parked", "demo", "--json") == 0
+    parked_id = json.loads(capsys.readouterr().out)[0]["event_id"]
+    assert _run(url, "skip", "demo", parked_id, "--reason", "written by a bad deploy") == 0
+    capsys.readouterr()
+    assert _run(url, "parked", "demo", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_refusals_exit_1_and_write_nothing(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = SQLiteCheckpoints(tmp_path / "events.db").get("demo")
+    assert _run(url, "reset", "demo", "--to", "99") == 1
+    assert "beyond the store's head" in capsys.readouterr().err
+    assert _run(url, "reset", "demo", "--to", "-1") == 1
+    assert _run(url, "pause", "nope") == 1
+    assert "no subscription named 'nope'" in capsys.readouterr().err
+    assert _run(url, "skip", "demo", "not-an-id", "--reason", "x") == 1
+    assert _run(url, "promote", "model", "nope") == 1
+    assert main(["--store", "memory://", "status"]) == 1
+    assert SQLiteCheckpoints(tmp_path / "events.db").get("demo") == before
+    with pytest.raises(SystemExit):
+        _run(url, "skip", "demo", "6f1f0a52-3a51-4c49-9a4b-2f4f3b0d1e77")  # --reason is required
+
+
+def test_a_separate_checkpoints_file(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", url, "--checkpoints", f"sqlite:///{tmp_path}/other.db", "status"]) == 0
+    assert "no subscriptions" in capsys.readouterr().out
+    assert main(["--store", url, "--checkpoints", "memory://", "status"]) == 1
