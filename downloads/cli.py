@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="serial (one process) or dask (a Dask cluster) (default: %(default)s)")
     wi.add_argument("--workers", help="with --engine dask: start a local cluster of N worker processes "
                     "(default: one per core)")
-    wi.add_argument("--scheduler", help="with --engine dask: use the running cluster at tcp://host:port")
+    wi.add_argument("--scheduler", help="with --engine dask: use the running cluster at tcp://host:port "
+                    "(default: none, a local cluster)")
     wi.add_argument("--splits", help="with --engine dask: splits of the store to replay as tasks "
                     "(default: 4 per worker thread)")
     wi.set_defaults(run=_whatif)
