@@ -10,7 +10,7 @@ import pytest
 
 from downloads import ReadModels, simulate
 from downloads.events import new_registry
-from es_core import Decoded, EventStore, open_store
+from es_core import Decoded, EventStore, InvalidPositionError, open_store
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,24 @@ def test_models_merged_from_splits_equal_the_serial_rebuild(recorded: EventStore
         merged.merge(fed(recorded, split))
     assert views(merged, titles) == views(serial, titles)
     assert len(serial.active_licenses) > 10 and serial.denials_by_rule.totals()
+
+
+def test_merged_models_marked_at_the_cut_catch_up_from_there(recorded: EventStore) -> None:
+    events = list(recorded.read_all())
+    merged = ReadModels(recorded)
+    for split in recorded.split(3):
+        merged.merge(fed(recorded, split))
+    cut = recorded.split(3)[0].upto
+    merged.mark_rebuilt(cut, len(events))
+    assert (merged.position, merged.subscription.delivered, merged.status().position) == (cut, len(events), cut)
+    assert merged.catch_up() == 0  # nothing past the cut: the merged models are not fed twice
+
+
+def test_only_fresh_models_take_a_rebuilt_position(recorded: EventStore) -> None:
+    models = ReadModels(recorded)
+    with pytest.raises(InvalidPositionError):
+        models.mark_rebuilt(recorded.head_position() + 1, 0)
+    assert models.position == 0  # refused: nothing stored
+    models.rebuild()
+    with pytest.raises(InvalidPositionError):
+        models.mark_rebuilt(1, 1)
