@@ -20,6 +20,7 @@ from .errors import (
     InvalidExpectedVersionError,
     InvalidInputError,
     InvalidPositionError,
+    InvalidSplitError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
     InvalidSubscriptionError,
@@ -64,6 +65,7 @@ from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
+from .splits import StoreSplit
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
 from .subscriptions import (
     Checkpoints,
@@ -104,6 +106,7 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidInputError",
     "InvalidPositionError",
+    "InvalidSplitError",
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
     "InvalidSubscriptionError",
@@ -132,6 +135,7 @@ __all__ = [
     "StoreError",
     "StoreLayoutError",
     "StoreOutcomeUnknownError",
+    "StoreSplit",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
