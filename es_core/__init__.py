@@ -22,6 +22,7 @@ from .errors import (
     InvalidExpectedVersionError,
     InvalidInputError,
     InvalidPositionError,
+    InvalidSplitError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
     InvalidSubscriptionError,
@@ -81,6 +82,7 @@ from .retention import (
     load_policies,
 )
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
+from .splits import StoreSplit
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
 from .subscriptions import (
     Checkpoints,
@@ -123,6 +125,7 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidInputError",
     "InvalidPositionError",
+    "InvalidSplitError",
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
     "InvalidSubscriptionError",
@@ -161,6 +164,7 @@ __all__ = [
     "StoreError",
     "StoreLayoutError",
     "StoreOutcomeUnknownError",
+    "StoreSplit",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
