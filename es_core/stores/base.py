@@ -167,10 +167,18 @@ class EventStore(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         """The global log in commit order from ``position > after``; resumable by passing
         the last position seen. Read lazily in pages."""
+        return decode_stored_pages(self.read_all_stored(after=after, limit=limit, page_size=page_size))
+
+    def read_all_stored(
+        self, *, after: int = 0, limit: int | None = None, page_size: int = 1000
+    ) -> Iterator[list[StoredEvent]]:
+        """``read_all``'s events as stored (payloads still JSON bytes), page by page: for a
+        reader that decodes only what it uses (subscriptions hand these over as
+        ``es_core.encoding.StoredRecord``; ``decode_stored`` makes a ``RecordedEvent``)."""
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
-        return decode_stored_pages(self._read_all(after, limit, page_size))
+        return self._read_all(after, limit, page_size)
 
     @abc.abstractmethod
     def _read_all(self, after: int, limit: int | None, page_size: int) -> Iterator[list[StoredEvent]]:
