@@ -10,6 +10,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 from .aggregate import Aggregate, applies
 from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .continuity import StreamGap, VersionContinuity
+from .encoding import StoredRecord
 from .errors import (
     ConcurrencyError,
     DuplicateEventIdError,
@@ -135,6 +136,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
+    "StoredRecord",
     "StreamGap",
     "StreamGapError",
     "StreamNotFoundError",
