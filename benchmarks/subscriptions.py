@@ -148,9 +148,11 @@ def _model_rows(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
 
 
 def catch_up_figure(es_core_db: Path, workdir: Path, rounds: int, log: Log) -> dict[str, Any]:
-    """Rounds alternate who goes first; besides the median rates, the median of each round's
-    own ratio (the two ran back to back, so they met the same disk and neighbours) and the
-    ratio of CPU time (what the code costs, without waits for fsync or other processes)."""
+    """Twice ``rounds`` and one (a round is about a second; the wall-clock figures swing by 2x
+    between rounds on a shared machine), the order rotating each round so that every run takes
+    every slot; besides the median rates, the median of each round's own ratio (the runs were
+    back to back, so they met the same disk and neighbours) and the ratio of CPU time (what the
+    code costs, without waits for fsync or other processes)."""
     runs: dict[str, Callable[[Path, Path], Round]] = {
         "es_core": _es_core_round, "floor": _floor_round,
         "es_core_decoding_all": lambda db, model: _es_core_round(db, model, _handle_decoding_all),
@@ -158,8 +160,9 @@ def catch_up_figure(es_core_db: Path, workdir: Path, rounds: int, log: Log) -> d
     rates: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     models: dict[str, list[tuple[Any, ...]]] = {}
+    rounds = 2 * rounds + 1
     for r in range(rounds):
-        order = list(runs) if r % 2 == 0 else list(reversed(runs))
+        order = [*runs][r % len(runs):] + [*runs][:r % len(runs)]
         for name in order:
             count, elapsed, cpu_ns, rows = runs[name](es_core_db, workdir / f"subscription-{name}.db")
             rates[name].append(count / (elapsed / 1e9))
