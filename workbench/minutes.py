@@ -4,9 +4,9 @@ For each chapter of the core path, three parts, each from something measured or 
 
 * **run**: the seconds its cells take in the default (full-size) mode, as ``nbclient`` timed
   them in a run of the notebook (``workbench.execute``, reused when unchanged);
-* **read**: the words of its core prose (markdown cells; not the optional sections and
-  exercises, not "Further reading") at ``WORDS_PER_MINUTE``, and ``SECONDS_PER_CELL`` for each
-  core code cell (run it, glance at what it shows; not the collapsed solutions);
+* **read**: the words of its core prose (markdown; not the optional sections and exercises,
+  not "Further reading", wherever their headings fall) at ``WORDS_PER_MINUTE``, and
+  ``SECONDS_PER_CELL`` for each core code cell (run it, glance at what it shows; not the collapsed solutions);
 * **exercise**: a fixed allowance for its one starred exercise, ``EXERCISE_MINUTES``.
 """
 
@@ -30,17 +30,40 @@ SKIPPED_SECTIONS = ("(optional)", "Further reading")
 
 def core_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The cells a reader of the core path reads: every cell but collapsed solutions and the
-    sections whose heading says "(optional)" or "Further reading" (up to the next heading)."""
+    sections whose heading says "(optional)" or "Further reading" (up to the next heading).
+
+    A section may start inside a markdown cell ("## In practice" then "## Further reading" in
+    one cell), so markdown is split at its headings and only the core part of a cell is kept."""
     kept, skipping = [], False
     for cell in cells:
-        source = "".join(cell["source"])
-        heading = re.match(r"^(#+) (.*)", source)
-        if cell["cell_type"] == "markdown" and heading:
-            skipping = any(mark in heading.group(2) for mark in SKIPPED_SECTIONS)
-        if skipping or "solution" in cell.get("metadata", {}).get("tags", []):
-            continue
-        kept.append(cell)
+        solution = "solution" in cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "markdown":
+            parts = []
+            for part in _sections("".join(cell["source"])):
+                heading = re.match(r"#+ (.*)", part)
+                if heading:
+                    skipping = any(mark in heading.group(1) for mark in SKIPPED_SECTIONS)
+                if not skipping:
+                    parts.append(part)
+            if parts and not solution:
+                source = "".join(parts)
+                kept.append(cell if source == "".join(cell["source"]) else {**cell, "source": source})
+        elif not skipping and not solution:
+            kept.append(cell)
     return kept
+
+
+def _sections(markdown: str) -> list[str]:
+    """``markdown`` cut before each heading line (not inside a fenced code block)."""
+    parts, current, fenced = [], "", False
+    for line in markdown.splitlines(keepends=True):
+        if line.startswith("```"):
+            fenced = not fenced
+        if not fenced and re.match(r"#+ ", line) and current:
+            parts.append(current)
+            current = ""
+        current += line
+    return [*parts, current] if current else parts
 
 
 def words(cells: list[dict[str, Any]]) -> int:

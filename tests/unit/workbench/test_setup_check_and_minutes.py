@@ -54,6 +54,17 @@ def test_core_cells_leave_out_solutions_optional_sections_and_further_reading() 
     assert words(core_cells(cells)) == 5 + 3 + 2 + 3
 
 
+def test_core_cells_split_a_markdown_cell_at_its_headings() -> None:
+    cells = [
+        _cell("markdown", "## On your own\n\nthree words here\n\n### Exercise 1 (optional): skipped\n\nnot counted"),
+        _cell("code", "# Exercise 1", ["exercise"]),
+        _cell("markdown", "## In practice\n\nkept\n\n```sh\n# not a heading\n```\n## Further reading\n\n- skipped"),
+    ]
+    kept = [c["source"] for c in core_cells(cells)]
+    assert kept == ["## On your own\n\nthree words here\n\n", "## In practice\n\nkept\n\n```sh\n# not a heading\n```\n"]
+    assert words(core_cells(cells)) == 6 + 7  # "On your own three words here", "In practice kept sh not a heading"
+
+
 def test_chapter_minutes_add_the_measured_run_reading_and_the_exercise(tmp_path: Path) -> None:
     notebook = tmp_path / "01_x.ipynb"
     prose = _cell("markdown", " ".join(["word"] * WORDS_PER_MINUTE * 2))
