@@ -26,14 +26,14 @@ setup: $(STAMP)  ## create .venv and install the project with every extra (what 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,docs,test,bench]"
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,docs,test,bench,dask]"
 	$(ONE_DRIVER)
 	touch $(LAB_STAMP) $(STAMP)
 
-$(LAB_STAMP): pyproject.toml  ## only what the lab needs: the notebooks' libraries and the Cassandra driver
+$(LAB_STAMP): pyproject.toml  ## only what the lab needs: the notebooks' libraries, the Cassandra driver and Dask
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cassandra,notebooks]"
+	$(PY) -m pip install --quiet -e ".[cassandra,notebooks,dask]"
 	$(ONE_DRIVER)
 	touch $(LAB_STAMP)
 

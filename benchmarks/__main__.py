@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks run | scaling | cassandra | table``.
+"""Command line: ``python -m benchmarks run | scaling | scaleout | cassandra | table``.
 
 With ``--json`` exactly one JSON object goes to stdout; progress always goes to stderr.
 """
@@ -68,6 +68,20 @@ def parser() -> argparse.ArgumentParser:
     scaling.add_argument("--sim-members", type=_ints, metavar="LIST", help="simulator sizes (default 1000,10000)")
     scaling.add_argument("--sim-days", type=int, metavar="D", help="simulated days per simulator run (default 30)")
 
+    out = sub.add_parser("scaleout", help="what-if on a Dask cluster of 1 and 2 workers vs one process")
+    out.add_argument("--members", type=int, default=10_000, help="members of the recorded history (default 10000)")
+    out.add_argument("--days", type=int, default=365, help="days of the recorded history (default 365)")
+    out.add_argument("--seed", type=int, default=7, help="seed of the recorded history (default 7)")
+    out.add_argument("--rules", type=Path, help="rule file to replay under (default: generous_title_limit.toml)")
+    out.add_argument("--workers", type=_ints, default=(1, 2), metavar="LIST", help="cluster sizes (default 1,2)")
+    out.add_argument("--rounds", type=int, default=1, help="interleaved rounds; figures are medians (default 1)")
+    out.add_argument("--cassandra", metavar="URL", help="also on Cassandra: cassandra://host:port/keyspace_prefix"
+                     "?replication_factor=1 (the history goes in <prefix>_<members>x<days>_s<seed>)")
+    out.add_argument("--data", type=Path, default=Path("data/local"), help="where the histories are kept")
+    out.add_argument("--quick", action="store_true", help="200 members x 20 days: a smoke size")
+    out.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    out.add_argument("--save", action="store_true", help="also write the results into benchmarks/results/latest.json")
+
     cass = sub.add_parser("cassandra", help="the Cassandra store against the raw driver: costs, appends/s, loads")
     cass.add_argument("--url", help="the one-node store URL (default: $ES_CASSANDRA_HOST, keyspace es_bench, RF 1)")
     cass.add_argument("--cluster", nargs="?", metavar="HOSTS",
@@ -121,6 +135,11 @@ def human(result: dict[str, Any]) -> str:
     for target in result.get("targets", []):
         mark = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
         lines.append(f"  {target['target']}: {target['value']} ({target['bound']}) {mark}")
+    if result["suite"] == "scaleout":
+        for name, figures in result["stores"].items():
+            lines.append(f"  {name}: {figures['events']:,} events; seconds {figures['seconds']}; "
+                         f"speedup {figures['speedup']}; {figures['events_per_second_per_worker']:,} events/s per "
+                         f"worker: {figures['workers_for_100m_events_in_10_min']} workers for 100M in 10 min")
     if result["suite"] == "scaling":
         for row in result.get("load", []):
             lines.append(f"  load {row['implementation']:8s} {row['events_per_aggregate']:>6} events "
@@ -136,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(args.results.read_text())
         print(markdown_table(saved) + "\n\n" + scaling_markdown(saved))
         return 0
+    if args.command == "scaleout":
+        from . import scaleout  # needs the dask extra
+
+        result = scaleout.run(scaleout.ScaleoutConfig(
+            members=200 if args.quick else args.members, days=20 if args.quick else args.days, seed=args.seed,
+            rules=args.rules or scaleout.RULES, workers=args.workers, rounds=args.rounds, cassandra=args.cassandra,
+            data=args.data,
+        ), _log)
+        return _emit(args, result, human)
     if args.command == "cassandra":
         return _cassandra(args)
     if args.command == "run":

@@ -3,6 +3,7 @@
     python -m downloads simulate --members 1000 --days 365 --seed 1 [--store URL] [--json]
     python -m downloads simulate --small --store memory:// --json
     python -m downloads whatif --store URL --rules data/rules/generous_title_limit.toml [--json]
+    python -m downloads whatif --store URL --rules FILE --engine dask [--workers N | --scheduler tcp://host:port]
     python -m downloads explain --store URL --member m00042 [--request m00042-17] [--json]
     python -m downloads census --store URL [--json]
     python -m downloads check data/rules/default.toml data/catalogue.toml
@@ -31,11 +32,12 @@ from .census import decision_census
 from .explain import explain_denial, timeline
 from .rules import DEFAULT_RULES_PATH, load_rules
 from .simulator import DEFAULT_START, simulate
-from .whatif import whatif
+from .whatif import WhatIfReport, whatif
 
 SIM_STORE = "sqlite:///data/local/sim.db"
 SMALL = (100, 90)  # members, days: a size for CI and workshops in which every rule denies
 EXIT_NOTHING, EXIT_BAD_INPUT = 1, 2
+ENGINES = ("serial", "dask")
 
 
 class UsageError(Exception):
@@ -98,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--scratch", default="memory://", help="store URL to replay into (default: %(default)s)")
     wi.add_argument("--changes", type=int, default=20, help="changed outcomes to list (default: %(default)s)")
     wi.add_argument("--json", action="store_true", help="print the report as one JSON object (default: a table)")
+    wi.add_argument("--engine", default="serial",
+                    help="serial (one process) or dask (a Dask cluster) (default: %(default)s)")
+    wi.add_argument("--workers", help="with --engine dask: start a local cluster of N worker processes "
+                    "(default: one per core)")
+    wi.add_argument("--scheduler", help="with --engine dask: use the running cluster at tcp://host:port "
+                    "(default: none, a local cluster)")
+    wi.add_argument("--splits", help="with --engine dask: splits of the store to replay as tasks "
+                    "(default: 4 per worker thread)")
     wi.set_defaults(run=_whatif)
 
     ex = sub.add_parser("explain", help="a member's timeline, or why a request was denied")
@@ -156,7 +166,7 @@ def _simulate(args: argparse.Namespace) -> int:
     rules, catalogue = load_rules(args.rules), load_catalogue(args.catalogue)
     if args.fresh:
         _delete_sqlite(url)
-    progress = None if args.quiet or not sys.stderr.isatty() else _progress_line()
+    progress = None if args.quiet or not sys.stderr.isatty() else _progress_line("day")
     with open_store(url) as store:
         if store.head_position() > 0:
             raise UsageError(f"{url} already holds events; pass --fresh to start over, or another --store")
@@ -195,13 +205,13 @@ def _delete_sqlite(url: str) -> None:
         SQLiteStore.remove_files(sqlite_path(url))
 
 
-def _progress_line() -> Callable[[int, int], None]:
+def _progress_line(unit: str) -> Callable[[int, int], None]:
     try:
         from tqdm import tqdm  # optional: only for a nicer bar
     except ImportError:
         tqdm = None
     if tqdm is not None:
-        bar = tqdm(total=None, unit="day", file=sys.stderr, leave=False)
+        bar = tqdm(total=None, unit=unit, file=sys.stderr, leave=False)
 
         def update(done: int, total: int) -> None:
             bar.total = total
@@ -214,7 +224,7 @@ def _progress_line() -> Callable[[int, int], None]:
 
     def line(done: int, total: int) -> None:
         end = "\n" if done >= total else ""
-        print(f"\rday {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
+        print(f"\r{unit} {done}/{total} ({100 * done // max(total, 1)}%)", end=end, file=sys.stderr, flush=True)
 
     return line
 
@@ -223,9 +233,14 @@ def _progress_line() -> Callable[[int, int], None]:
 
 
 def _whatif(args: argparse.Namespace) -> int:
+    dask = _engine(args)
     rules, catalogue = load_rules(args.rules), load_catalogue(args.catalogue)
-    with _existing(args.store) as store, open_store(args.scratch) as scratch:
-        report = whatif(store, rules, catalogue=catalogue, scratch=scratch, max_changes=max(args.changes, 0))
+    with _existing(args.store) as store:
+        if dask:
+            report = _whatif_on_dask(args, store, rules, catalogue)
+        else:
+            with open_store(args.scratch) as scratch:
+                report = whatif(store, rules, catalogue=catalogue, scratch=scratch, max_changes=max(args.changes, 0))
     if args.json:
         print(json.dumps(report.as_dict(), default=str))
         return 0
@@ -254,6 +269,46 @@ def _whatif(args: argparse.Namespace) -> int:
     if report.changes_truncated:
         print(f"  ... (first {len(report.changes)} changes listed; --changes N for more)")
     return 0
+
+
+def _engine(args: argparse.Namespace) -> bool:
+    """True for the Dask engine; bad engine options are bad input (one line, exit 2)."""
+    if args.engine not in ENGINES:
+        raise UsageError(f"unknown engine {args.engine!r}; known: {', '.join(ENGINES)}")
+    dask_options = {"--workers": args.workers, "--scheduler": args.scheduler, "--splits": args.splits}
+    if args.engine == "serial":
+        given = [name for name, value in dask_options.items() if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --engine dask")
+        return False
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("give --workers or --scheduler, not both")
+    args.workers = _count("--workers", args.workers)
+    args.splits = _count("--splits", args.splits)
+    if args.scratch != "memory://":
+        raise UsageError("--scratch is for the serial engine; the dask engine replays each split into memory")
+    return True
+
+
+def _count(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{option} must be a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+def _whatif_on_dask(args: argparse.Namespace, store: EventStore, rules: Any, catalogue: Any) -> WhatIfReport:
+    from . import scaleout  # imports Dask: only for this engine
+
+    progress = _progress_line("split") if sys.stderr.isatty() and not args.json else None
+    with scaleout.connect(workers=args.workers, scheduler=args.scheduler) as client:
+        if sys.stderr.isatty():
+            print(f"dask: {len(client.nthreads())} workers, dashboard {client.dashboard_link}", file=sys.stderr)
+        return scaleout.whatif(
+            store, rules, client=client, catalogue=catalogue, max_changes=max(args.changes, 0),
+            splits=args.splits, progress=progress,
+        )
 
 
 def _rule(rule: str | None) -> str:

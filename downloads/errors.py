@@ -13,7 +13,8 @@
         │   ├── UnknownDeviceError   the device is not registered to the member
         │   ├── LicenseNotHeldError  the licence is unknown, released, or ended with its title
         │   └── LateRequestError     its time is too far before the member's latest decision
-        └── RequestForgottenError    a request id the store has seen, too old to recall its outcome
+        ├── RequestForgottenError    a request id the store has seen, too old to recall its outcome
+        └── ScaleOutError            a Dask cluster that cannot be reached or used, or a split's task that failed
 
 A *denial* (a business rule said no) is not an error: it is an outcome, recorded as a
 ``DownloadDenied`` event. Errors mean the command itself was wrong, and nothing is written.
@@ -97,3 +98,9 @@ class RequestReusedError(InvalidCommandError):
     def __init__(self, message: str, *, request_id: str, differences: dict[str, tuple[str, str]]) -> None:
         super().__init__(message)
         self.request_id, self.differences = request_id, differences
+
+
+class ScaleOutError(DownloadsError):
+    """Work on a Dask cluster (``downloads.scaleout``) could not finish: the scheduler does not
+    answer, Dask is not installed, the store cannot be shared with workers, or a split's task
+    failed after its retries. Nothing partial is ever returned in its place."""

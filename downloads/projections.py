@@ -2,6 +2,10 @@
 ``rows()`` (plain dicts) that the notebook layer turns into a DataFrame. The domain itself never
 imports pandas.
 
+Each model also ``merge``s another copy of itself built from other members' streams (its
+keys are per member, or counts that add up), so models built over the splits of a store
+(``EventStore.split``, ``downloads.scaleout.rebuild``) merge into the serial rebuild's.
+
 ``ReadModels`` feeds the four through one durable subscription (``es_core.subscriptions``) with
 checkpoints in memory: the models and their position change under one lock, so a reader that
 holds ``ReadModels.lock`` sees models and position that belong together.
@@ -56,11 +60,13 @@ class ActiveLicenses:
     def reset(self) -> None:
         self._licenses: dict[str, dict[str, Any]] = {}
         self._holders: dict[str, Counter[str]] = {}
+        self._acquired: dict[str, int] = {}  # licence -> log position of its acquisition: the rows' order
 
     def handle(self, item: Decoded | Delivery) -> None:
         e = item.event
         if isinstance(e, LicenseAcquired):
             member = member_of(item) or ""
+            self._acquired[e.license_id] = item.record.position
             self._licenses[e.license_id] = {
                 "member_id": member, "device_id": e.device_id, "license_id": e.license_id, "title_id": e.title_id,
                 "studio_id": e.studio_id, "acquired_at": e.at, "expires_at": e.expires_at, "renewals": 0,
@@ -73,6 +79,7 @@ class ActiveLicenses:
                 row["renewals"] += isinstance(e, LicenseRenewed)
         elif isinstance(e, LicenseReleased | LicenseExpired):
             row = self._licenses.pop(e.license_id, None)
+            self._acquired.pop(e.license_id, None)
             if row is not None:
                 holders = self._holders[row["title_id"]]
                 holders[row["member_id"]] -= 1
@@ -81,6 +88,14 @@ class ActiveLicenses:
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._licenses.values()]
+
+    def merge(self, other: ActiveLicenses) -> None:
+        """Add the licences of other members; rows stay in the order of the log."""
+        self._acquired.update(other._acquired)
+        merged = {**self._licenses, **other._licenses}
+        self._licenses = {k: merged[k] for k in sorted(merged, key=self._acquired.__getitem__)}
+        for title, members in other._holders.items():
+            self._holders.setdefault(title, Counter()).update(members)
 
     def holders(self, title_id: str) -> list[str]:
         return sorted(self._holders.get(title_id, ()))
@@ -121,6 +136,13 @@ class DownloadsPerTitleDay:
             for (day, title), (d, r) in sorted(self._counts.items())
         ]
 
+    def merge(self, other: DownloadsPerTitleDay) -> None:
+        for key, (downloads, renewals) in other._counts.items():
+            counts = self._counts.setdefault(key, [0, 0])
+            counts[0] += downloads
+            counts[1] += renewals
+        self._studio.update(other._studio)
+
     def total(self, title_id: str | None = None) -> int:
         return sum(d + r for (_, t), (d, r) in self._counts.items() if title_id is None or t == title_id)
 
@@ -146,6 +168,9 @@ class DenialsByRule:
             {"day": day, "rule": rule, "action": action, "denials": n}
             for (day, rule, action), n in sorted(self._counts.items())
         ]
+
+    def merge(self, other: DenialsByRule) -> None:
+        self._counts.update(other._counts)
 
     def totals(self) -> dict[str, int]:
         totals: Counter[str] = Counter()
@@ -190,6 +215,11 @@ class DevicesPerMember:
             for m, d in sorted(self._devices.items())
         ]
 
+    def merge(self, other: DevicesPerMember) -> None:
+        """Add other members' devices (a member's events are all in one split)."""
+        self._devices.update(other._devices)
+        self._license_device.update(other._license_device)
+
 
 class ReadModels:
     """The four read models, fed by one subscription over a store's global log.
@@ -201,10 +231,8 @@ class ReadModels:
     NAME = "downloads.read_models"
 
     def __init__(self, store: EventStore, registry: EventRegistry | None = None, *, page_size: int = 1000) -> None:
-        self.active_licenses = ActiveLicenses()
-        self.downloads_per_title_day = DownloadsPerTitleDay()
-        self.denials_by_rule = DenialsByRule()
-        self.devices_per_member = DevicesPerMember()
+        (self.active_licenses, self.downloads_per_title_day, self.denials_by_rule,
+         self.devices_per_member) = self.fresh_models()
         self.store = store
         self.checkpoints = MemoryCheckpoints()
         self.lock = self.checkpoints.lock
@@ -241,3 +269,33 @@ class ReadModels:
 
     def status(self) -> SubscriptionStatus:
         return SubscriptionAdmin(self.store, self.checkpoints).status([self.NAME])[0]
+
+    def merge(self, models: Iterable[Any]) -> None:
+        """Add models built from other members' streams, given in ``all()``'s order (fresh
+        models fed one split of the store each: ``downloads.scaleout.rebuild``)."""
+        with self.lock:
+            for mine, theirs in zip(self.all(), models, strict=True):
+                mine.merge(theirs)
+
+    def mark_rebuilt(self, position: int, handled: int) -> None:
+        """Fresh models ``merge``d from models built over the splits of the log cut at
+        ``position`` (``handled`` records in all) stand where ``rebuild()`` up to ``position``
+        leaves them: the subscription's position is stored as ``position``, so ``catch_up()``
+        goes on from there."""
+        sub = self.subscription
+        if sub.position != 0:
+            raise InvalidPositionError("only fresh read models (at position 0) take a rebuilt position")
+        if type(position) is not int or not 0 <= position <= self.store.head_position():
+            raise InvalidPositionError(f"position must be an int from 0 to the store's head, not {position!r}")
+        state = self.checkpoints.acquire(self.NAME, sub.owner, sub.lease_seconds)
+        try:
+            with self.checkpoints.page(self.NAME, sub.owner, state.position, state.lease_until) as page:
+                page.position = position
+        finally:
+            self.checkpoints.release(self.NAME, sub.owner)
+        sub.position, sub.delivered = position, handled
+
+    @staticmethod
+    def fresh_models() -> tuple[Any, ...]:
+        """Empty models in ``all()``'s order, fed by hand (one split's records, say)."""
+        return (ActiveLicenses(), DownloadsPerTitleDay(), DenialsByRule(), DevicesPerMember())

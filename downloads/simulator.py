@@ -102,6 +102,31 @@ class SimulationReport(msgspec.Struct, kw_only=True):
         return plain
 
 
+SUMS = ("members", "commands", "events", "grants", "denials", "duplicates_absorbed")
+TALLIES = ("denials_by_rule", "refused", "commands_by_type", "members_by_behaviour")
+
+
+def combine_reports(parts: list[SimulationReport], wall_seconds: float) -> SimulationReport:
+    """One report from the reports of runs over parts of one population (``simulate(only=...)``):
+    counts added up; every part saw every withdrawal; rates over ``wall_seconds``, the whole
+    run's wall time; the peak RSS of the largest process."""
+    if not parts:
+        raise InvalidInputError("no parts to combine")
+    whole = msgspec.structs.replace(parts[0], wall_seconds=round(wall_seconds, 3))
+    for name in SUMS:
+        setattr(whole, name, sum(getattr(p, name) for p in parts))
+    for name in TALLIES:
+        total: Counter[str] = Counter()
+        for p in parts:
+            total.update(getattr(p, name))
+        setattr(whole, name, dict(sorted(total.items())))
+    whole.titles_withdrawn = max(p.titles_withdrawn for p in parts)
+    whole.peak_rss_mb = max(p.peak_rss_mb for p in parts)
+    whole.events_per_second = round(whole.events / wall_seconds, 1) if wall_seconds else 0.0
+    whole.commands_per_second = round(whole.commands / wall_seconds, 1) if wall_seconds else 0.0
+    return whole
+
+
 def simulate(
     store: EventStore,
     *,
@@ -113,17 +138,24 @@ def simulate(
     start: datetime = DEFAULT_START,
     progress: Progress | None = None,
     allow_existing: bool = False,
+    only: range | None = None,
 ) -> SimulationReport:
-    """Simulate ``members`` for ``days`` from ``start`` into ``store`` (which should be empty)."""
+    """Simulate ``members`` for ``days`` from ``start`` into ``store`` (which should be empty).
+
+    ``only``: simulate just the members with these indices (of ``range(members)``). Members
+    never interact, so each one's events are exactly those of the whole run with the same seed:
+    parts of a population can run apart (``downloads.scaleout``) and add up to the whole."""
     if members < 1 or days < 1:
         raise InvalidInputError(f"members and days must be >= 1, not {members} and {days}")
+    if only is not None and not (isinstance(only, range) and only.step == 1 and 0 <= only.start < only.stop <= members):
+        raise InvalidInputError(f"only must be a non-empty range of indices within range({members}), not {only!r}")
     if start.tzinfo is None:
         raise InvalidInputError("start must be a timezone-aware datetime")
     if not allow_existing and store.head_position() > 0:
         raise InvalidInputError(f"{store!r} already holds events; simulate into an empty store")
-    return Simulation(store, members, days, seed, rules or load_rules(), catalogue or load_catalogue(), start).run(
-        progress
-    )
+    return Simulation(
+        store, members, days, seed, rules or load_rules(), catalogue or load_catalogue(), start, only=only
+    ).run(progress)
 
 
 class Simulation:
@@ -136,7 +168,10 @@ class Simulation:
         rules: RuleSet,
         catalogue: Catalogue,
         start: datetime,
+        *,
+        only: range | None = None,
     ) -> None:
+        indices = range(members) if only is None else only
         self.store = store
         self.seed = seed
         self.days = days
@@ -144,18 +179,19 @@ class Simulation:
         self.end = self.start + timedelta(days=days)
         self.catalogue = catalogue
         # every member stays cached: simulated members interleave in time order
-        self.service = DownloadService(store, rules, catalogue, cache_size=members + 16)
+        self.service = DownloadService(store, rules, catalogue, cache_size=len(indices) + 16)
         self.now = self.start
         self.report = SimulationReport(
-            members=members, days=days, seed=seed, start=self.start, end=self.end, rules=rules.name,
+            members=len(indices), days=days, seed=seed, start=self.start, end=self.end, rules=rules.name,
             catalogue=catalogue.name or catalogue.source,
         )
         self.denials: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
         self.holders: dict[str, dict[int, int]] = {}  # title -> member index -> licences held
-        self.members = [self._new_member(i, members) for i in range(members)]
-        self._clock_rngs = [random.Random(f"{seed}:{i}:clock") for i in range(members)]
+        # by index: member ids are as wide as the whole population's, whichever part runs here
+        self.members = {i: self._new_member(i, members) for i in indices}
+        self._clock_rngs = {i: random.Random(f"{seed}:{i}:clock") for i in indices}
         self._queue: list[tuple[datetime, int, int, str, Any]] = []
         self._seq = 0
         world = random.Random(f"{seed}:catalogue")
@@ -186,7 +222,7 @@ class Simulation:
 
     def _plan_lives(self) -> None:
         span = self.end - self.start
-        for m in self.members:
+        for m in self.members.values():
             rng = m.rng
             joins = self.start + span * rng.random() if rng.random() < LATE_JOINERS else self.start
             self._schedule(m.local_time(joins, rng.randrange(24), self.start), m.index, "join")

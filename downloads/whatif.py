@@ -1,7 +1,7 @@
 """What-if: replay a recorded history of requests under other rules, and say what changes.
 
 Every command's payload travels in its events' metadata, so any recorded store holds its own
-request history. ``whatif`` reads the global log, rebuilds the requests in the order they were
+request history. ``whatif`` reads it, rebuilds each member's requests in the order they were
 handled (one per request id: retries wrote nothing), replays them through a fresh service
 with the other rules into a scratch store, and compares each request's outcome.
 
@@ -10,6 +10,12 @@ was first decided at (its decision's ``decided_at``, else when it was recorded),
 ``at`` is checked against that, as it was then. Every decision names the rule set that judged it,
 so the report says what the history was recorded under and what it was replayed under.
 
+Every rule is per member, so members replay independently: ``replay`` handles the members of
+one split of the store (``EventStore.split``) into its own scratch store, and ``combine`` adds
+the splits' parts into one report, listing changes in the order the log recorded them. The
+single-process ``whatif`` is the one-split case of that path; ``downloads.scaleout`` runs the
+splits on a Dask cluster and gets the same report.
+
 What it cannot know: how members would have *reacted* to a different outcome. The requests
 are replayed as recorded, so a download granted only under the new rules is never deleted
 (nobody asked to), and a request about a licence that no longer exists is "not applicable".
@@ -17,16 +23,17 @@ are replayed as recorded, so a download granted only under the new rules is neve
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from es_core import EventStore, open_store
+from es_core import EventStore, RecordedEvent, open_store
 
 from .catalogue import Catalogue, load_catalogue
 from .commands import Command, command_from_payload
@@ -44,6 +51,7 @@ class RecordedRequest:
     command: Command
     status: str  # granted | denied (downloads and renewals); granted for any other recorded command
     rule: str | None = None
+    position: int = 0  # of the request's first event in the global log
     decided_at: datetime | None = None  # the service time it was decided at
     rules: str = ""  # the rule set that judged it, "name@digest" ("" when no event names one)
 
@@ -89,23 +97,44 @@ class WhatIfReport(msgspec.Struct, kw_only=True):
         return plain
 
 
+COUNTS = (
+    "requests", "download_requests", "granted_before", "granted_after", "denied_before", "denied_after",
+    "newly_granted", "newly_denied", "rule_changed",
+)  # the report's counters: a combined report's are the sums of its parts'
+
+
+class WhatIfPart(msgspec.Struct, kw_only=True):
+    """What replaying one split found: its members' counts (``report``, whose ``changes`` are
+    the first ``max_changes`` of the split's in log order) and the log positions of those
+    changes, which order them among other splits' in ``combine``."""
+
+    report: WhatIfReport
+    positions: list[int] = []
+    changes_found: int = 0
+
+
 def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
     """The requests a store recorded, in the order they were handled. One append holds all of
     a request's events and a retry appends nothing, so a request is one run of the log."""
+    return requests_in(store.read_all())
+
+
+def requests_in(records: Iterable[RecordedEvent]) -> Iterator[RecordedRequest]:
+    """The requests recorded by ``records``: the global log, or a split's streams one after another."""
     registry = new_registry()
     key: tuple[str, str] | None = None
     payload: Any = None
-    status, rule, decided_at, rules = GRANTED, None, None, ""
-    for record in store.read_all():
+    status, rule, position, decided_at, rules = GRANTED, None, 0, None, ""
+    for record in records:
         request_id = record.metadata.get("request_id")
         command = record.metadata.get("command")
         if command is None or request_id is None:
             continue
         if (record.stream_id, request_id) != key:
             if key is not None:
-                yield RecordedRequest(command_from_payload(payload), status, rule, decided_at, rules)
+                yield RecordedRequest(command_from_payload(payload), status, rule, position, decided_at, rules)
             key, payload, status, rule = (record.stream_id, request_id), command, GRANTED, None
-            decided_at, rules = record.recorded_at, ""
+            position, decided_at, rules = record.position, record.recorded_at, ""
         for event in registry.decode(record):
             if not isinstance(event, DECISIONS) or event.request_id != request_id:
                 continue
@@ -115,7 +144,7 @@ def recorded_requests(store: EventStore) -> Iterator[RecordedRequest]:
             elif isinstance(event, LicenseAcquired | LicenseRenewed):
                 status, rule = GRANTED, None
     if key is not None:
-        yield RecordedRequest(command_from_payload(payload), status, rule, decided_at, rules)
+        yield RecordedRequest(command_from_payload(payload), status, rule, position, decided_at, rules)
 
 
 def whatif(
@@ -129,6 +158,21 @@ def whatif(
     """Replay ``store``'s requests under ``rules`` into ``scratch`` (default: a new memory
     store) and report the outcomes that change, per rule and per member."""
     started = time.perf_counter()
+    (whole,) = store.split(1)
+    part = replay(store.read_split(whole), rules, catalogue=catalogue, scratch=scratch, max_changes=max_changes)
+    return combine([part], rules, max_changes=max_changes, started=started)
+
+
+def replay(
+    records: Iterable[RecordedEvent],
+    rules: RuleSet,
+    *,
+    catalogue: Catalogue | None = None,
+    scratch: EventStore | None = None,
+    max_changes: int = 1000,
+) -> WhatIfPart:
+    """Replay the requests ``records`` hold (whole streams: a split, or the global log) under
+    ``rules`` into ``scratch`` (default: a new memory store)."""
     scratch = scratch or open_store("memory://")
     now: list[datetime] = []
     scratch.clock = lambda: now[-1]  # the replay runs on the recorded service clock
@@ -139,7 +183,9 @@ def whatif(
     after_rules: Counter[str] = Counter()
     not_applicable: Counter[str] = Counter()
     members: dict[str, Counter[str]] = {}
-    for request in recorded_requests(store):
+    changes: list[tuple[int, Change]] = []
+    found = 0
+    for request in requests_in(records):
         command = request.command
         now[:] = [request.decided_at or command.at]
         report.requests += 1
@@ -156,23 +202,65 @@ def whatif(
         kind = _tally(report, request.status, after, request.rule, rule_after, before_rules, after_rules)
         if kind != "same":
             members.setdefault(command.member_id, Counter())[kind] += 1
-            if len(report.changes) < max_changes:
-                report.changes.append(
-                    Change(
-                        request_id=command.request_id, member_id=command.member_id, command=command.name,
-                        at=command.at, before=request.status, after=after, rule_before=request.rule,
-                        rule_after=rule_after, reason_after=reason,
-                    )
-                )
-            else:
-                report.changes_truncated = True
+            found += 1
+            change = Change(
+                request_id=command.request_id, member_id=command.member_id, command=command.name,
+                at=command.at, before=request.status, after=after, rule_before=request.rule,
+                rule_after=rule_after, reason_after=reason,
+            )
+            changes.append((request.position, change))
+            if len(changes) >= 2 * max_changes + 64:  # keep the earliest in the log, in bounded memory
+                changes = heapq.nsmallest(max_changes, changes, key=_first)
+    kept = heapq.nsmallest(max_changes, changes, key=_first)
+    report.changes = [c for _, c in kept]
+    report.recorded_under = dict(recorded_under)
+    report.not_applicable = dict(not_applicable)
+    report.denials_by_rule = {
+        r: {"before": before_rules[r], "after": after_rules[r]} for r in set(before_rules) | set(after_rules)
+    }
+    report.by_member = {m: dict(c) for m, c in members.items()}
+    return WhatIfPart(report=report, positions=[p for p, _ in kept], changes_found=found)
+
+
+def combine(
+    parts: Iterable[WhatIfPart], rules: RuleSet, *, max_changes: int = 1000, started: float | None = None
+) -> WhatIfReport:
+    """One report from the parts of every split of a store: counts added up, members merged,
+    the first ``max_changes`` changes in log order. ``started``: a ``perf_counter`` reading
+    to measure ``wall_seconds`` from."""
+    report = WhatIfReport(rules=rules.name, rules_label=rules.label)
+    recorded_under: Counter[str] = Counter()
+    not_applicable: Counter[str] = Counter()
+    denials: dict[str, Counter[str]] = {}
+    members: dict[str, dict[str, int]] = {}
+    changes: list[list[tuple[int, Change]]] = []
+    found = 0
+    for part in parts:
+        r = part.report
+        for name in COUNTS:
+            setattr(report, name, getattr(report, name) + getattr(r, name))
+        recorded_under.update(r.recorded_under)
+        not_applicable.update(r.not_applicable)
+        for rule, counts in r.denials_by_rule.items():
+            denials.setdefault(rule, Counter()).update(counts)
+        members.update(r.by_member)  # members live in one split each
+        changes.append(list(zip(part.positions, r.changes, strict=True)))
+        found += part.changes_found
     report.recorded_under = dict(sorted(recorded_under.items()))
     report.not_applicable = dict(sorted(not_applicable.items()))
-    rules_seen = sorted(set(before_rules) | set(after_rules))
-    report.denials_by_rule = {r: {"before": before_rules[r], "after": after_rules[r]} for r in rules_seen}
+    report.denials_by_rule = {
+        rule: {"before": c["before"], "after": c["after"]} for rule, c in sorted(denials.items())
+    }
     report.by_member = {m: dict(sorted(c.items())) for m, c in sorted(members.items())}
-    report.wall_seconds = round(time.perf_counter() - started, 3)
+    report.changes = [c for _, c in heapq.merge(*changes, key=_first)][:max_changes]
+    report.changes_truncated = found > max_changes
+    if started is not None:
+        report.wall_seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _first(item: tuple[int, Change]) -> int:
+    return item[0]
 
 
 def _tally(

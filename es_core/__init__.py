@@ -21,6 +21,7 @@ from .errors import (
     InvalidExpectedVersionError,
     InvalidInputError,
     InvalidPositionError,
+    InvalidSplitError,
     InvalidStoreUrlError,
     InvalidStreamIdError,
     InvalidSubscriptionError,
@@ -65,6 +66,7 @@ from .projections import Projection, ProjectionRunner
 from .repository import Repository, RepositoryStats
 from .retention import JsonlArchive, archive_before_snapshot
 from .snapshots import NO_SNAPSHOTS, SnapshotPolicy
+from .splits import StoreSplit
 from .stores import DEFAULT_STORE_URL, EventStore, MemoryStore, SQLiteStore, default_store_url, open_store
 from .subscriptions import (
     Checkpoints,
@@ -105,6 +107,7 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidInputError",
     "InvalidPositionError",
+    "InvalidSplitError",
     "InvalidStoreUrlError",
     "InvalidStreamIdError",
     "InvalidSubscriptionError",
@@ -133,6 +136,7 @@ __all__ = [
     "StoreError",
     "StoreLayoutError",
     "StoreOutcomeUnknownError",
+    "StoreSplit",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",

@@ -10,7 +10,8 @@
     │   ├── PayloadTooLargeError          one event's encoded payload over the limit
     │   ├── InvalidStoreUrlError          ``open_store`` cannot understand the URL
     │   ├── InvalidSubscriptionError      a bad subscription name, handler, option, event id or reason
-    │   └── InvalidPositionError          a negative, non-int or future position for a subscription
+    │   ├── InvalidPositionError          a negative, non-int or future position for a subscription
+    │   └── InvalidSplitError             a bad split count, or a split planned on another store
     ├── ConcurrencyError                  the stream is not at the expected version
     ├── DuplicateEventIdError             an event id is stored already, not as a retry of this append
     ├── StreamNotFoundError               a read that needs the stream to exist
@@ -95,6 +96,11 @@ class InvalidSubscriptionError(InvalidInputError):
 
 class InvalidPositionError(InvalidInputError):
     """A position that is not an int, is negative, or lies beyond the store's head."""
+
+
+class InvalidSplitError(InvalidInputError):
+    """A split count out of range, something that is not a ``StoreSplit``, or a split planned on
+    another store (``EventStore.split``, ``EventStore.read_split``)."""
 
 
 class ConcurrencyError(EventSourcingError):

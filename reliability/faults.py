@@ -31,6 +31,7 @@ from es_core import (
     StoreTimeoutError,
     StoreUnavailableError,
 )
+from es_core.splits import StoreSplit
 
 Mode = Literal["unavailable", "timeout", "timeout_after_write"]
 MODES: tuple[Mode, ...] = ("unavailable", "timeout", "timeout_after_write")
@@ -125,6 +126,18 @@ class FlakyStore(EventStore):
     def schema_census(self) -> dict[tuple[str, int], int]:
         self._check("census")
         return self.inner.schema_census()
+
+    @property
+    def split_origin(self) -> str:
+        return self.inner.split_origin
+
+    def _split(self, count: int) -> list[StoreSplit]:
+        self._check("split")
+        return self.inner.split(count)
+
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        self._check("read_split")
+        return self.inner._read_split(split, page_size)
 
     def _save_snapshot(self, snapshot: Snapshot) -> None:
         self._check("snapshot")

@@ -35,6 +35,7 @@ from ..events import (
     StoredEvent,
 )
 from ..limits import MAX_PAYLOAD_BYTES
+from ..splits import StoreSplit, check_split, check_split_count
 from ..validation import Validation, check_expected_version, check_version_bound
 
 __all__ = ["Clock", "EventStore", "check_expected", "match_retry", "micros", "moment", "utc_now"]
@@ -197,6 +198,36 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def schema_census(self) -> dict[tuple[str, int], int]:
         """Counts of stored events per (event type, schema version)."""
+
+    # -- partitioned reads (es_core.splits) ----------------------------------------------
+
+    def split(self, count: int) -> list[StoreSplit]:
+        """Plan about ``count`` splits of the store's streams, for reading in parallel: each
+        stream in exactly one split, whole, up to the position the store had settled at now.
+        Memory and SQLite plan at most one split per stream (and at least one); Cassandra
+        about ``count``, and at least one per token range of the ring."""
+        return self._split(check_split_count(count))
+
+    @abc.abstractmethod
+    def _split(self, count: int) -> list[StoreSplit]: ...
+
+    def read_split(self, split: StoreSplit, *, page_size: int = 1000) -> Iterator[RecordedEvent]:
+        """The events of one split's streams up to its plan's position: each stream whole and
+        in version order, one stream after another. Read lazily, about ``page_size`` events at
+        a time. A split planned on another store raises ``InvalidSplitError``."""
+        split = check_split(split, self.split_origin)
+        page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
+        return decode_stored_pages(self._read_split(split, page_size))
+
+    @property
+    @abc.abstractmethod
+    def split_origin(self) -> str:
+        """Names this store's data in the splits it plans (the same for every handle on it)."""
+
+    @abc.abstractmethod
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        """The split's stored events in pages (about ``page_size`` each), streams whole and in
+        version order; the split is checked against this store already."""
 
     # -- snapshots -----------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ methods, each delegating to a module by concern (the whole story in ``docs/cassa
   ``snapshots``, the feed's tables) and creating them; ``cassandra_statements``: the CQL on events;
 * ``cassandra_chain``: a stream's partitions and the chain their heads form;
 * ``cassandra_append``: the append protocol (one single-partition conditional write per attempt);
-* ``cassandra_read``: reading streams; ``cassandra_snapshots``: snapshots;
+* ``cassandra_read``: reading streams; ``cassandra_splits``: partitioned reads by token range;
+  ``cassandra_snapshots``: snapshots;
 * ``cassandra_feed`` (with ``cassandra_feed_writer``, ``cassandra_feed_reader``,
   ``cassandra_writers``, ``cassandra_clock``): the global feed, safe without trusting clocks;
 * ``cassandra_errors``: driver exceptions become the project's ``StoreError`` tree at one boundary.
@@ -30,6 +31,7 @@ from cassandra.query import tuple_factory
 from ..errors import InvalidStoreUrlError, StoreError
 from ..events import AppendResult, ExpectedVersion, PayloadRow, PreparedEvent, Snapshot, StoredEvent
 from ..limits import MAX_PAYLOAD_BYTES
+from ..splits import StoreSplit
 from ..validation import check_stream_id
 from .base import Clock, EventStore
 from .cassandra_append import MAX_BATCH_BYTES, Appender
@@ -52,6 +54,7 @@ from .cassandra_schema import (
     schema_cql,
 )
 from .cassandra_snapshots import Snapshots
+from .cassandra_splits import Splits
 from .cassandra_upgrade import check_layout, mark_layout, upgrade_feed
 from .cassandra_writers import WriterNumbers
 
@@ -187,6 +190,7 @@ class CassandraStore(EventStore):
         self._feed_writer = FeedWriter(index, WriterNumbers(self.session, self._q, clock_us.cluster), clock_us)
         self._feed_reader = FeedReader(index, self._q, clock_us, lease_us=feed_lease_ms * 1000)
         self._appender = Appender(self._live, self._q, self._chain, self._feed_writer)
+        self._splits = Splits(self._live, self._q, self._chain, self.cluster, self.keyspace)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None, **options: Any) -> CassandraStore:
@@ -399,6 +403,23 @@ class CassandraStore(EventStore):
                 if event_type is not None:  # a partition whose rows were truncated keeps its statics
                     counts[(event_type, schema_version)] += 1
         return dict(counts)
+
+    # -- partitioned reads (cassandra_splits) ----------------------------------------------------
+
+    @property
+    def split_origin(self) -> str:
+        """The cluster's name and the keyspace: the same whichever nodes a handle contacts."""
+        return self._splits.origin()
+
+    def _split(self, count: int) -> list[StoreSplit]:
+        upto = self.settled_position()
+        with TRANSLATED:
+            self._live()
+            return self._splits.plan(self.url, count, upto)
+
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        self._live()
+        return self._splits.read(split, page_size)
 
     # -- snapshots and retention ------------------------------------------------------------------
 

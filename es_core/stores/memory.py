@@ -12,6 +12,7 @@ import msgspec
 
 from ..events import AppendResult, ExpectedVersion, PreparedEvent, Snapshot, StoredEvent
 from ..limits import MAX_PAYLOAD_BYTES
+from ..splits import StoreSplit, in_range, plan, stream_ranges
 from .base import Clock, EventStore, check_expected, match_retry, micros, moment
 
 
@@ -27,6 +28,7 @@ class MemoryStore(EventStore):
         self._log: list[StoredEvent | None] = []  # index = position - 1; None once truncated
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}  # id -> (stream, version, position)
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
+        self._origin = f"memory://#{uuid.uuid4().hex[:12]}"  # one process, one object: splits name it
 
     def _append(
         self, stream_id: str, events: list[PreparedEvent], expected: ExpectedVersion, recorded_at: datetime
@@ -100,6 +102,26 @@ class MemoryStore(EventStore):
 
     def head_position(self) -> int:
         return len(self._log)
+
+    @property
+    def split_origin(self) -> str:
+        return self._origin
+
+    def _split(self, count: int) -> list[StoreSplit]:
+        with self._lock:
+            sizes = sorted((stream_id, len(events)) for stream_id, events in self._streams.items())
+            upto = len(self._log)
+        return plan(self.url, self._origin, upto, [(r,) for r in stream_ranges(sizes, count)])
+
+    def _read_split(self, split: StoreSplit, page_size: int) -> Iterator[list[StoredEvent]]:
+        for low, high in split.ranges:
+            with self._lock:
+                streams = sorted(s for s in self._streams if in_range(s, low, high))
+            for stream_id in streams:
+                with self._lock:
+                    events = [e for e in self._streams[stream_id] if e.position <= split.upto]
+                for start in range(0, len(events), page_size):
+                    yield events[start : start + page_size]
 
     def schema_census(self) -> dict[tuple[str, int], int]:
         with self._lock:
