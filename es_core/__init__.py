@@ -11,6 +11,7 @@ Apache Cassandra / ScyllaDB. The core imports no domain and no notebook library.
 from .aggregate import Aggregate, applies
 from .codec import Decoded, DomainEvent, EventRegistry, UpcastStep
 from .continuity import StreamGap, VersionContinuity
+from .encoding import StoredRecord
 from .errors import (
     AlreadyForgottenError,
     ConcurrencyError,
@@ -168,6 +169,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StoredEvent",
+    "StoredRecord",
     "StreamGap",
     "StreamGapError",
     "StreamNotFoundError",

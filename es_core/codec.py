@@ -25,7 +25,7 @@ from uuid import UUID
 import msgspec
 import msgspec.inspect
 
-from .encoding import NO_METADATA, encode_data, encodes_as_strict_json
+from .encoding import NO_METADATA, StoredRecord, encode_data, encodes_as_strict_json
 from .errors import (
     EventDecodeError,
     EventSourcingError,
@@ -349,7 +349,7 @@ class EventRegistry:
             raise UnknownEventTypeError(t, v)
         return done
 
-    def decode(self, record: RecordedEvent) -> list[DomainEvent]:
+    def decode(self, record: RecordedEvent | StoredRecord) -> list[DomainEvent]:
         """Current-shape typed events for one stored record (empty if retired or skipped)."""
         cls = self._classes.get(record.event_type)
         if self._validated and cls is not None and cls.schema_version == record.schema_version:
@@ -421,7 +421,7 @@ class EventRegistry:
                 ) from exc
         return events
 
-    def _upcast_or_skip(self, record: RecordedEvent) -> list[Shape]:
+    def _upcast_or_skip(self, record: RecordedEvent | StoredRecord) -> list[Shape]:
         return self._upcast_shape_or_skip(record.event_type, record.schema_version, record.data)
 
     def _upcast_shape_or_skip(self, event_type: str, schema_version: int, data: dict[str, Any]) -> list[Shape]:

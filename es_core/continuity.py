@@ -28,11 +28,11 @@ What it can see, sentence by sentence:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidInputError, StreamGapError
-from .events import RecordedEvent
+from .events import RecordedEvent, StoredEvent
 from .stores.base import EventStore
 
 DEFAULT_MAX_STREAMS = 100_000
@@ -92,7 +92,7 @@ class VersionContinuity:
         self.first_sight_reads = 0
         self._versions: dict[str, int] = {}  # insertion order: the first forgotten is the first seen
 
-    def check(self, record: RecordedEvent) -> StreamGap | None:
+    def check(self, record: RecordedEvent | StoredEvent) -> StreamGap | None:
         """Check one delivered record; the hole it reveals, or None."""
         versions, stream, version = self._versions, record.stream_id, record.version
         last = versions.get(stream)
@@ -113,11 +113,33 @@ class VersionContinuity:
             self.checked = record.position
         return gap
 
+    def check_stored(self, page: Sequence[StoredEvent]) -> list[StreamGap]:
+        """``check`` for each of a page of stored events (rows in ``StoredEvent``'s field
+        order), in order; the holes found (raised at the first without ``on_gap``). The same
+        rules, with the next-version case inline: a subscription checks every event it reads."""
+        versions, get, make = self._versions, self._versions.get, StoredEvent._make
+        gaps: list[StreamGap] = []
+        checked = self.checked
+        for row in page:
+            stream, version = row[0], row[1]
+            last = get(stream)
+            if last is not None and version == last + 1:
+                versions[stream] = version
+                checked = row[2]
+                continue
+            self.checked = checked
+            gap = self.check(make(row))
+            checked = self.checked
+            if gap is not None:
+                gaps.append(gap)
+        self.checked = checked
+        return gaps
+
     def forget(self, stream_id: str) -> None:
         """Stop remembering one stream (its next event is judged as a first sight)."""
         self._versions.pop(stream_id, None)
 
-    def _first_sight(self, record: RecordedEvent) -> StreamGap | None:
+    def _first_sight(self, record: RecordedEvent | StoredEvent) -> StreamGap | None:
         if record.version == 1:
             return None
         self.first_sight_reads += 1
@@ -128,7 +150,7 @@ class VersionContinuity:
             return None
         return self._gap(record.stream_id, record.version - 1, record)
 
-    def _gap(self, stream: str, expected: int, record: RecordedEvent) -> StreamGap:
+    def _gap(self, stream: str, expected: int, record: RecordedEvent | StoredEvent) -> StreamGap:
         gap = StreamGap(stream, expected, record.version, record.position)
         if self.on_gap is None:
             raise StreamGapError(gap)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -24,8 +25,8 @@ from .events import RecordedEvent, StoredEvent
 from .ids import UNKNOWN_SAFETY, new_uuid, set_int, set_is_safe, uuid_from_bytes
 
 __all__ = [
-    "NO_METADATA", "decode_stored", "decode_stored_page", "decode_stored_pages", "encode_data", "encode_metadata",
-    "encodes_as_strict_json",
+    "NO_METADATA", "StoredRecord", "decode_stored", "decode_stored_page", "decode_stored_pages", "encode_data",
+    "encode_metadata", "encodes_as_strict_json",
 ]
 
 NO_METADATA = b"{}"
@@ -215,3 +216,58 @@ def decode_stored_pages(pages: Iterable[Sequence[StoredEvent]]) -> Iterator[Reco
 def _unreadable(stored: StoredEvent, exc: Exception) -> StoreCorruptionError:
     where = f"stored event {stored[0]!r} v{stored[1]} (position {stored[2]})"
     return StoreCorruptionError(f"{where} is unreadable: {exc}")
+
+
+class _DecodedOnce:
+    """A field of ``StoredRecord`` decoded from the stored value at ``index`` on first access,
+    then kept in the instance's ``__dict__`` (which Python looks in before a descriptor that
+    only gets, so later reads are a dictionary lookup)."""
+
+    def __init__(self, index: int, decode: Any) -> None:
+        self.index, self.decode = index, decode
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: StoredRecord | None, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        try:
+            value = self.decode(record[self.index])
+        except _UNREADABLE as exc:
+            raise _unreadable(StoredEvent._make(record), exc) from exc
+        record.__dict__[self.name] = value
+        return value
+
+
+def _uuid(raw: bytes) -> UUID:
+    if len(raw) != 16:
+        raise ValueError(f"a UUID is 16 bytes, not {len(raw)}")
+    return uuid_from_bytes(raw)
+
+
+class StoredRecord(tuple):  # type: ignore[type-arg]
+    """A stored event (the backend's row, unchanged) read like a ``RecordedEvent``: the same
+    attributes, with ``event_id``, ``data``, ``metadata`` and ``recorded_at`` decoded on first
+    access (once; the same object after that). What subscriptions hand to handlers: a handler
+    that reads only ``event_type`` and ``data`` pays for nothing else. ``to_recorded()`` makes
+    the ``RecordedEvent``. Unreadable bytes raise ``StoreCorruptionError`` when first read."""
+
+    stream_id: str = property(itemgetter(0))  # type: ignore[assignment]
+    version: int = property(itemgetter(1))  # type: ignore[assignment]
+    position: int = property(itemgetter(2))  # type: ignore[assignment]
+    event_type: str = property(itemgetter(4))  # type: ignore[assignment]
+    schema_version: int = property(itemgetter(5))  # type: ignore[assignment]
+    event_id: UUID = _DecodedOnce(3, _uuid)  # type: ignore[assignment]
+    data: dict[str, Any] = _DecodedOnce(6, _decode)  # type: ignore[assignment]
+    metadata: dict[str, Any] = _DecodedOnce(7, _decode)  # type: ignore[assignment]
+    recorded_at: datetime = _DecodedOnce(8, moment)  # type: ignore[assignment]
+
+    def to_recorded(self) -> RecordedEvent:
+        return RecordedEvent(
+            self.stream_id, self.version, self.position, self.event_id, self.event_type, self.schema_version,
+            self.data, self.metadata, self.recorded_at,
+        )
+
+    def __repr__(self) -> str:
+        return f"StoredRecord({self[0]!r}, version={self[1]}, position={self[2]}, event_type={self[4]!r})"

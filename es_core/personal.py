@@ -210,6 +210,22 @@ class Sealer:
                 opened[i] = (version, event_type, schema_version, data)
         return opened
 
+    def open_stored_pages(self, pages: Iterable[list[StoredEvent]]) -> Iterator[list[StoredEvent]]:
+        """Pages of stored events (the global log's, a split's) with sealed fields opened in
+        their payload bytes, so that readers decoding lazily see what ``read_all`` shows."""
+        for page in pages:
+            found = sealed_indexes(list(map(_STORED_DATA, page)))
+            if not found:
+                yield page
+                continue
+            opened = list(page)
+            for i in found:
+                row = page[i]
+                data = self._open_payload(row[4], row[6])
+                if data is not None:  # rows may be the driver's plain tuples: rebuilt by field order
+                    opened[i] = StoredEvent(*row[:6], data, *row[7:])
+            yield opened
+
     def open_page(self, stored: Sequence[StoredEvent], records: list[RecordedEvent]) -> list[RecordedEvent]:
         """A stream read's records (decoded from ``stored``) with sealed fields opened."""
         for i in sealed_indexes(list(map(_STORED_DATA, stored))):
@@ -234,7 +250,7 @@ class Sealer:
         return msgspec.structs.replace(snapshot, state=state)
 
 
-def refuse_sealed_pages(pages: Iterable[Sequence[StoredEvent]]) -> Iterator[Sequence[StoredEvent]]:
+def refuse_sealed_pages(pages: Iterable[list[StoredEvent]]) -> Iterator[list[StoredEvent]]:
     """Stored pages as they are, but ``KeyStoreError`` for one holding a sealed entry: a store
     whose events hold sealed fields must be opened with its key store (``EventStore.protect``)."""
     for page in pages:

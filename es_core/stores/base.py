@@ -205,13 +205,21 @@ class EventStore(abc.ABC):
     ) -> Iterator[RecordedEvent]:
         """The global log in commit order from ``position > after``; resumable by passing
         the last position seen. Read lazily in pages."""
+        return decode_stored_pages(self.read_all_stored(after=after, limit=limit, page_size=page_size))
+
+    def read_all_stored(
+        self, *, after: int = 0, limit: int | None = None, page_size: int = 1000
+    ) -> Iterator[list[StoredEvent]]:
+        """``read_all``'s events as stored (payloads still JSON bytes), page by page: for a
+        reader that decodes only what it uses (subscriptions hand these over as
+        ``es_core.encoding.StoredRecord``; ``decode_stored`` makes a ``RecordedEvent``). On a
+        protected store sealed fields are opened in the bytes, as ``read_all`` opens them;
+        without its key store a page holding sealed fields raises ``KeyStoreError``."""
         after = check_version_bound("after", after, allow_none=False) or 0
         limit = check_version_bound("limit", limit)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
         pages = self._read_all(after, limit, page_size)
-        if self._sealer is None:
-            return decode_stored_pages(refuse_sealed_pages(pages))
-        return self._sealer.open_records(decode_stored_pages(pages))
+        return refuse_sealed_pages(pages) if self._sealer is None else self._sealer.open_stored_pages(pages)
 
     def open_personal(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
         """Records read ``as_stored`` (e.g. from an archive), with their sealed fields opened as
@@ -258,9 +266,8 @@ class EventStore(abc.ABC):
         split = check_split(split, self.split_origin)
         page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
         pages = self._read_split(split, page_size)
-        if self._sealer is None:
-            return decode_stored_pages(refuse_sealed_pages(pages))
-        return self._sealer.open_records(decode_stored_pages(pages))
+        opened = refuse_sealed_pages(pages) if self._sealer is None else self._sealer.open_stored_pages(pages)
+        return decode_stored_pages(opened)
 
     @property
     @abc.abstractmethod

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..codec import DomainEvent
+from ..encoding import StoredRecord
 from ..errors import InvalidSubscriptionError
 from ..events import RecordedEvent
 
@@ -65,14 +66,16 @@ class SkippedEvent:
 class Delivery(NamedTuple):
     """One event handed to a handler.
 
-    ``record`` is the stored event (``event_id``, ``position``, ``stream_id``, ``version``,
-    ``data``); ``event`` the typed event decoded from it when the subscription has a registry
-    (a record that upcasts into several events is delivered once per event). ``tx`` is what the
+    ``record`` is the stored event, read like a ``RecordedEvent`` (``event_id``, ``position``,
+    ``stream_id``, ``version``, ``data``, ...): a ``StoredRecord`` whose payloads are decoded
+    when first read (``record.to_recorded()`` makes the ``RecordedEvent``); ``event`` the typed
+    event decoded from it when the subscription has a registry (a record that upcasts into
+    several events is delivered once per event). ``tx`` is what the
     target's writes go through: the open ``sqlite3.Connection`` of the page's transaction on
     SQLite, the store's Cassandra session on Cassandra, None in memory. (A named tuple: one is
     made per event, and a tuple is the cheapest thing Python makes.)"""
 
-    record: RecordedEvent
+    record: RecordedEvent | StoredRecord
     event: DomainEvent | None
     tx: Any
 

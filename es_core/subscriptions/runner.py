@@ -19,19 +19,23 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 from ..codec import EventRegistry
 from ..continuity import StreamGap, VersionContinuity
+from ..encoding import StoredRecord
 from ..errors import (
     InvalidSubscriptionError,
+    StoreCorruptionError,
     SubscriptionBusyError,
     SubscriptionPausedError,
     SubscriptionRunningError,
     SubscriptionStoppedError,
 )
-from ..events import RecordedEvent
+from ..events import RecordedEvent, StoredEvent
 from ..stores.base import EventStore
 from .checkpoints import Checkpoints, Page
 from .records import ACTIVE, PARK, PAUSED, STOP, STOPPED, Delivery, ParkedEvent, check_event_id, check_name, new_owner
@@ -45,12 +49,13 @@ Progress = Callable[[int, int], None]
 """(position units done, position units to do), as ``ProjectionRunner`` reports them."""
 
 MAX_PAGE_SIZE = 10_000
+Record = RecordedEvent | StoredRecord
 
 
 class _HandlerFailed(Exception):
     """A handler (or decoding) raised: the one kind of failure that counts as poison."""
 
-    def __init__(self, record: RecordedEvent, cause: BaseException) -> None:
+    def __init__(self, record: Record, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.record = record
         self.cause = cause
@@ -238,38 +243,40 @@ class Subscription:
         if self.position >= upto:
             return 0
         self._skips = self.checkpoints.skip_ids(self.name)
+        check = self._continuity.check_stored
         # one pass over the log for the whole drain: the store pages it lazily (a query per page
-        # with a limit costs a third more than reading on)
-        feed = iter(self.store.read_all(after=self.position, page_size=self.page_size))
-        while True:
-            records, more = self._next_page(feed, upto, self._continuity.check)
-            if not records:
-                break  # positions may be sparse: nothing is left at or below `upto`
-            self._apply_page(records)
-            handled += len(records)
+        # with a limit costs a third more than reading on); rows stay as stored until a
+        # handler reads them (``StoredRecord``)
+        for rows in self._pages(self.store.read_all_stored(after=self.position, page_size=self.page_size), upto):
+            check(rows)  # raises on a hole before anything of the page is applied
+            self._apply_page(rows)
+            handled += len(rows)
             if progress is not None and goal is not None:
                 progress(max(0, min(self.position, goal) - start), max(0, goal - start))
-            if not more:
-                break
         return handled
 
-    def _next_page(self, feed: Iterator[RecordedEvent], upto: int,
-                   check: Callable[[RecordedEvent], object]) -> tuple[list[RecordedEvent], bool]:
-        """Up to ``page_size`` records at or below ``upto``, each passed through the continuity
-        ``check`` (which raises on a hole before anything of the page is applied); and whether
-        more may follow."""
-        page: list[RecordedEvent] = []
-        append, size = page.append, self.page_size
-        for record in feed:
-            if record.position > upto:
-                return page, False
-            check(record)
-            append(record)
-            if len(page) == size:
-                return page, True
-        return page, False
+    def _pages(self, stored: Iterable[list[StoredEvent]], upto: int) -> Iterator[list[StoredEvent]]:
+        """The store's pages cut to ``page_size`` rows (the store's pages are only about that
+        size) and to positions at or below ``upto``."""
+        size = self.page_size
+        pending: list[StoredEvent] = []
+        for page in stored:
+            last = len(page) and page[-1][2]
+            if last > upto:
+                page = page[:bisect_right(page, upto, key=_position)]
+            if pending or len(page) != size:
+                pending.extend(page)
+                while len(pending) >= size:
+                    yield pending[:size]
+                    del pending[:size]
+            else:
+                yield page
+            if last > upto:
+                break  # positions may be sparse: nothing more is at or below `upto`
+        if pending:
+            yield pending
 
-    def _apply_page(self, records: list[RecordedEvent]) -> None:
+    def _apply_page(self, records: list[StoredEvent]) -> None:
         failed_at: int | None = None
         try:
             with self.checkpoints.page(self.name, self.owner, self.position, self._lease_until()) as page:
@@ -279,34 +286,37 @@ class Subscription:
                         raise _PageRolledBack
                     failed_at = done  # what came before stays applied; commit up to it
                 if done:
-                    page.position = records[done - 1].position
+                    page.position = records[done - 1][2]
         except _PageRolledBack:
             failed_at = 0  # the whole page was rolled back: go again, one record at a time
         else:
             self.position = page.position
             self.delivered += len(records) if failed_at is None else failed_at
         if failed_at is not None:
-            for record in records[failed_at:]:
-                self._apply_one(record)
+            for row in records[failed_at:]:
+                self._apply_one(_record(row))
 
-    def _deliver_all(self, records: list[RecordedEvent], page: Page) -> int:
-        """Hand over a page's records in order; how many went through before a handler failed."""
+    def _deliver_all(self, records: list[StoredEvent], page: Page) -> int:
+        """Hand over a page's records in order; how many went through before a handler failed
+        (which ``_apply_one`` then tells from unreadable stored bytes)."""
         if self.registry is not None or self._skips:
-            for i, record in enumerate(records):
+            for i, row in enumerate(records):
                 try:
-                    self._deliver(record, page)
+                    self._deliver(_record(row), page)
                 except _HandlerFailed:
                     return i
             return len(records)
-        handler, tx = self.handler, page.handle  # the common case, without per-record lookups
-        for i, record in enumerate(records):
+        # the common case, in as few Python calls per record as can be: the named tuples made
+        # with tuple.__new__ (a Delivery's own __new__ is a Python function)
+        handler, tx, new, kind = self.handler, page.handle, tuple.__new__, StoredRecord
+        for i, row in enumerate(records):
             try:
-                handler(Delivery(record, None, tx))
+                handler(new(Delivery, (new(kind, row), None, tx)))
             except Exception:
                 return i
         return len(records)
 
-    def _apply_one(self, record: RecordedEvent) -> None:
+    def _apply_one(self, record: Record) -> None:
         error: _HandlerFailed | None = None
         for _attempt in range(self.max_attempts):
             try:
@@ -322,7 +332,7 @@ class Subscription:
         assert error is not None
         self._poisoned(record, error)
 
-    def _poisoned(self, record: RecordedEvent, failed: _HandlerFailed) -> None:
+    def _poisoned(self, record: Record, failed: _HandlerFailed) -> None:
         text = _describe(failed.cause)
         if self.on_poison == STOP:
             self.checkpoints._set(self.name, status=STOPPED, last_error=f"event {record.event_id} at position "
@@ -343,7 +353,7 @@ class Subscription:
         self.delivered += 1
         self.parked_count += 1
 
-    def _deliver(self, record: RecordedEvent, page: Page) -> None:
+    def _deliver(self, record: Record, page: Page) -> None:
         if self._skips and record.event_id in self._skips:
             return
         try:
@@ -352,6 +362,8 @@ class Subscription:
             else:
                 for event in self.registry.decode(record):
                     self.handler(Delivery(record, event, page.handle))
+        except StoreCorruptionError:
+            raise  # the store's bytes are unreadable: not the handler's fault, so not poison
         except Exception as exc:  # the handler's (or decoding's) failure: poison, not a crash
             raise _HandlerFailed(record, exc) from exc
 
@@ -390,6 +402,13 @@ class Subscription:
             if not held:
                 self.checkpoints.release(self.name, self.owner)
         return outcome
+
+
+def _record(row: StoredEvent) -> StoredRecord:
+    return tuple.__new__(StoredRecord, row)
+
+
+_position = itemgetter(2)
 
 
 def _describe(exc: BaseException) -> str:
