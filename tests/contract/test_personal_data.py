@@ -43,13 +43,19 @@ def reopen(backend: str, tmp_path: Path) -> Iterator[Reopen]:
     """The suite's ``reopen``, but on Cassandra a keyspace of its own: the sealed events written
     here would be refused (``KeyStoreError``) by the unprotected handles of other tests that read
     the shared keyspace's whole log."""
-    if backend == "cassandra":
-        from tests.cassandra_node import cassandra_url_or_skip
+    factory = keyspace_opener("es_contract_personal") if backend == "cassandra" else STORE_FACTORIES[backend](tmp_path)
+    yield from closing_all(factory)
 
-        url = cassandra_url_or_skip(keyspace="es_contract_personal")
-        factory: Reopen = lambda: open_store(url)  # noqa: E731
-    else:
-        factory = STORE_FACTORIES[backend](tmp_path)
+
+def keyspace_opener(keyspace: str) -> Reopen:
+    from tests.cassandra_node import cassandra_url_or_skip
+
+    url = cassandra_url_or_skip(keyspace=keyspace)
+    return lambda: open_store(url)
+
+
+def closing_all(factory: Reopen) -> Iterator[Reopen]:
+    """``factory``, closing every store it opened when the test ends."""
     opened: list[EventStore] = []
 
     def open_again() -> EventStore:
@@ -276,19 +282,8 @@ def split_reopen(backend: str, reopen: Reopen) -> Iterator[Reopen]:
     read the whole keyspace, and the personal keyspace holds other tests' scopes."""
     if backend != "cassandra":
         yield reopen
-        return
-    from tests.cassandra_node import cassandra_url_or_skip
-
-    url = cassandra_url_or_skip(keyspace="es_contract_personal_splits")
-    opened: list[EventStore] = []
-
-    def open_again() -> EventStore:
-        opened.append(open_store(url))
-        return opened[-1]
-
-    yield open_again
-    for store in opened:
-        store.close()
+    else:
+        yield from closing_all(keyspace_opener("es_contract_personal_splits"))
 
 
 def test_partitioned_reads_open_sealed_fields_as_every_read_does(split_reopen: Reopen, sid: Sid) -> None:
