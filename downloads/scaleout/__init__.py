@@ -3,7 +3,7 @@ processes of a ``dask.distributed`` cluster, each giving what one process gives.
 
 Every rule of the domain is per member, and a member is one stream, so the work splits by
 stream: ``EventStore.split`` cuts a store into splits that each hold whole streams, a task
-per split runs on a worker, and the parts merge into the single-process answer.
+per split runs on a worker, and the parts merge into the single-process answer::
 
     from downloads import scaleout
     with scaleout.connect(workers=2) as client:          # or connect(scheduler="tcp://host:8786")
