@@ -7,7 +7,7 @@ LAB_STAMP := $(VENV)/.lab-installed
 SMALL  ?= 1
 RELIABILITY_SIZE ?= large
 
-.PHONY: setup lab tour docs test lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
+.PHONY: setup lab tour docs test browser-full lint format bench scaling reliability simulate cassandra-start cassandra-stop clean
 
 # A venv made before the cassandra extra moved to scylla-cqlsh has PyPI's cqlsh and its
 # cassandra-driver, whose `cassandra` module overwrote scylla-driver's: remove both, then
@@ -48,6 +48,9 @@ docs: setup  ## the documentation site in artifacts/site/ (notebooks executed in
 
 test: setup  ## lint + the whole test suite (starts a Cassandra node when Java and Maven are present)
 	bash scripts/run-tests
+
+browser-full: setup  ## every notebook at full size in JupyterLab, driven by the browser (make test runs the widget ones)
+	ES_BROWSER_FULL=all ES_SMALL= $(PY) -m pytest -p no:cacheprovider tests/e2e/test_workbench_notebooks.py
 
 lint: setup  ## ruff, the import contracts and the type check (as the test run starts)
 	$(VENV)/bin/ruff check .
