@@ -49,7 +49,8 @@ def test_a_stream_over_several_partitions_is_read_whole_once(layout: CassandraSt
             if e.stream_id != previous:
                 runs[e.stream_id] += 1
                 previous = e.stream_id
-            read.setdefault(e.stream_id, []).append(e.data["n"])
+            if e.stream_id in (long, overflowing, short):  # the keyspace holds other tests' streams too
+                read.setdefault(e.stream_id, []).append(e.data["n"])
     assert max(runs.values()) == 1  # every stream in one run of one split
     assert read[long] == list(range(1, 37))
     assert read[overflowing] == list(range(1, 26))
