@@ -8,6 +8,11 @@
     python -m downloads census --store URL [--json]
     python -m downloads check data/rules/default.toml data/catalogue.toml
 
+A protected store (device names sealed, ``EventStore.protect``) is opened with the key-encryption
+key in the environment variable ``ES_KEK`` (``key_id:<32 bytes in base64>``), or in the one
+``--kek-env NAME`` names; the key itself never goes on the command line. With it set, ``simulate``
+writes a protected store. A protected store without it is bad input.
+
 Exit status: 0 done; 1 nothing to show (``explain`` of a member or request with no events, or
 a request that was not denied); 2 bad input (one line on stderr, nothing written).
 """
@@ -30,6 +35,7 @@ from ._files import read_toml
 from .catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
 from .census import decision_census
 from .explain import explain_denial, timeline
+from .protection import protect_from_environment
 from .rules import DEFAULT_RULES_PATH, load_rules
 from .simulator import DEFAULT_START, simulate
 from .whatif import WhatIfReport, whatif
@@ -91,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                      f"(default: {DEFAULT_START:%Y-%m-%d})")
     sim.add_argument("--json", action="store_true", help="print the report as one JSON object (default: a table)")
     sim.add_argument("--quiet", action="store_true", help="no announcement and no progress line on stderr")
+    _kek_option(sim)
     sim.set_defaults(run=_simulate)
 
     wi = sub.add_parser("whatif", help="replay a recorded store's requests under other rules and compare")
@@ -108,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                     "(default: none, a local cluster)")
     wi.add_argument("--splits", help="with --engine dask: splits of the store to replay as tasks "
                     "(default: 4 per worker thread)")
+    _kek_option(wi)
     wi.set_defaults(run=_whatif)
 
     ex = sub.add_parser("explain", help="a member's timeline, or why a request was denied")
@@ -120,17 +128,27 @@ def _parser() -> argparse.ArgumentParser:
                     help="rule file to read a denial's causes with when the rule set that judged it is not one of "
                     f"the shipped files (default: {_shown(DEFAULT_RULES_PATH)})")
     ex.add_argument("--json", action="store_true", help="print JSON (default: text)")
+    _kek_option(ex)
     ex.set_defaults(run=_explain)
 
     ce = sub.add_parser("census", help="decisions per rule set (name and content hash): shows a changed rule file")
     ce.add_argument("--store", required=True, help="URL of the store to read")
     ce.add_argument("--json", action="store_true", help="print the census as one JSON object (default: a table)")
+    _kek_option(ce)
     ce.set_defaults(run=_census)
 
     check = sub.add_parser("check", help="validate rule and catalogue files; reports every bad file")
     check.add_argument("files", nargs="+", type=Path, help="rule files and catalogue files")
     check.set_defaults(run=_check)
     return parser
+
+
+def _kek_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--kek-env", metavar="NAME",
+        help="environment variable holding the key-encryption key of a protected store, as 'key_id:<32 bytes in "
+        "base64>' (default: ES_KEK when it is set; the key itself is never an argument)",
+    )
 
 
 def _shown(path: Path) -> str:
@@ -170,6 +188,7 @@ def _simulate(args: argparse.Namespace) -> int:
     with open_store(url) as store:
         if store.head_position() > 0:
             raise UsageError(f"{url} already holds events; pass --fresh to start over, or another --store")
+        protect_from_environment(store, args.kek_env)
         if not args.quiet:  # once the input is known to be good: a long run says what it is doing
             print(
                 f"simulating {members:,} members x {days} days from {args.start:%Y-%m-%d} (seed {args.seed}, rules "
@@ -235,7 +254,7 @@ def _progress_line(unit: str) -> Callable[[int, int], None]:
 def _whatif(args: argparse.Namespace) -> int:
     dask = _engine(args)
     rules, catalogue = load_rules(args.rules), load_catalogue(args.catalogue)
-    with _existing(args.store) as store:
+    with _existing(args.store, args.kek_env) as store:
         if dask:
             report = _whatif_on_dask(args, store, rules, catalogue)
         else:
@@ -307,7 +326,7 @@ def _whatif_on_dask(args: argparse.Namespace, store: EventStore, rules: Any, cat
             print(f"dask: {len(client.nthreads())} workers, dashboard {client.dashboard_link}", file=sys.stderr)
         return scaleout.whatif(
             store, rules, client=client, catalogue=catalogue, max_changes=max(args.changes, 0),
-            splits=args.splits, progress=progress,
+            splits=args.splits, progress=progress, kek_variable=args.kek_env,
         )
 
 
@@ -319,7 +338,7 @@ def _rule(rule: str | None) -> str:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    with _existing(args.store) as store:
+    with _existing(args.store, args.kek_env) as store:
         if args.request:
             try:
                 explanation = explain_denial(store, args.member, args.request, rules=load_rules(args.rules))
@@ -342,18 +361,25 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing(url: str) -> EventStore:
-    """Open a store that must already hold events (a typo in a path would otherwise create one)."""
+def _existing(url: str, kek_variable: str | None) -> EventStore:
+    """Open a store that must already hold events (a typo in a path would otherwise create one),
+    protected with the key-encryption key from the environment when it needs one."""
     if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
         raise UsageError(f"no store at {url}")
-    return open_store(url)
+    store = open_store(url)
+    try:
+        protect_from_environment(store, kek_variable)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 # -- census -----------------------------------------------------------------------------
 
 
 def _census(args: argparse.Namespace) -> int:
-    with _existing(args.store) as store:
+    with _existing(args.store, args.kek_env) as store:
         census = decision_census(store)
     if args.json:
         print(json.dumps(census.as_dict(), default=str))

@@ -68,7 +68,7 @@ from .events import (
     StoredEvent,
 )
 from .ids import event_id_from
-from .keys import KeyEncryptionKey, KeyStore, KeyTable, LocalKeyEncryptionKey
+from .keys import KEK_VARIABLE, KeyEncryptionKey, KeyStore, KeyTable, LocalKeyEncryptionKey, kek_from_environment
 from .limits import MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_STREAM_ID_LENGTH
 from .personal import FORGOTTEN, PersonalData
 from .projections import Projection, ProjectionRunner
@@ -102,6 +102,7 @@ from .subscriptions import (
 __all__ = [
     "DEFAULT_STORE_URL",
     "FORGOTTEN",
+    "KEK_VARIABLE",
     "MAX_EVENTS_PER_APPEND",
     "MAX_PAYLOAD_BYTES",
     "MAX_STREAM_ID_LENGTH",
@@ -199,6 +200,7 @@ __all__ = [
     "checkpoints_for",
     "default_store_url",
     "event_id_from",
+    "kek_from_environment",
     "load_policies",
     "open_store",
 ]

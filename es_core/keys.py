@@ -23,7 +23,7 @@ import base64
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
@@ -32,11 +32,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .errors import AlreadyForgottenError, InvalidInputError, KeyStoreError, SubjectForgottenError, UnknownSubjectError
 
 __all__ = [
-    "KeyEncryptionKey", "KeyRow", "KeyStore", "KeyTable", "LocalKeyEncryptionKey", "MemoryKeyTable",
+    "KEK_VARIABLE", "KeyEncryptionKey", "KeyRow", "KeyStore", "KeyTable", "LocalKeyEncryptionKey", "MemoryKeyTable",
+    "kek_from_environment",
 ]
 
 _NONCE = 12
 _CHECK = b"es-workbench key store check"
+
+KEK_VARIABLE = "ES_KEK"
+"""The environment variable the command lines and scale-out workers read a key-encryption key
+from, by default: its text form, ``key_id:<32 bytes in base64>`` (``LocalKeyEncryptionKey.to_text``)."""
 
 
 @runtime_checkable
@@ -64,6 +69,7 @@ class LocalKeyEncryptionKey:
         if not isinstance(key_id, str) or not key_id:
             raise InvalidInputError("a key-encryption key needs a non-empty key_id")
         self._aead = AESGCM(secret)
+        self._secret = secret
         self._key_id = key_id
 
     @classmethod
@@ -83,6 +89,11 @@ class LocalKeyEncryptionKey:
             raise InvalidInputError("a key-encryption key's text form is 'key_id:<32 bytes in base64>'")
         return cls(raw, key_id)
 
+    def to_text(self) -> str:
+        """``key_id:<the secret in base64>``, for a secret manager or the ``ES_KEK`` variable:
+        the one member that reveals the secret (``repr`` and every message hide it)."""
+        return f"{self._key_id}:{base64.b64encode(self._secret).decode()}"
+
     @property
     def key_id(self) -> str:
         return self._key_id
@@ -99,6 +110,27 @@ class LocalKeyEncryptionKey:
 
     def __repr__(self) -> str:
         return f"LocalKeyEncryptionKey(key_id={self._key_id!r}, secret=<hidden>)"
+
+
+def kek_from_environment(name: str = KEK_VARIABLE, environ: Mapping[str, str] | None = None) -> LocalKeyEncryptionKey:
+    """The ``LocalKeyEncryptionKey`` whose text form the environment variable ``name`` holds
+    (``environ``: ``os.environ`` by default). A key passed this way never appears on a command
+    line or in a process listing. ``KeyStoreError`` naming the variable, never its value, when it
+    is unset, empty or malformed. Whether it is the store's own KEK shows at ``EventStore.protect``."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError("the name of a key-encryption key's environment variable is a non-empty str")
+    text = (os.environ if environ is None else environ).get(name, "")
+    if not text:
+        raise KeyStoreError(
+            f"no key-encryption key: set the environment variable {name} to it ('key_id:<32 bytes in base64>')"
+        )
+    try:
+        return LocalKeyEncryptionKey.from_text(text.strip())
+    except InvalidInputError:
+        raise KeyStoreError(
+            f"the environment variable {name} does not hold a key-encryption key: its form is "
+            "'key_id:<32 bytes in base64>'"
+        ) from None
 
 
 class KeyRow(NamedTuple):
@@ -228,7 +260,13 @@ class KeyStore:
             self.table.write_check(self.scope, self._kek.key_id, self._kek.wrap(_CHECK, self._context("")))
             return
         kek_id, wrapped = check
-        if self._unwrap(kek_id, wrapped, "") != _CHECK:
+        try:
+            opened = self._unwrap(kek_id, wrapped, "")
+        except KeyStoreError as exc:
+            raise KeyStoreError(
+                f"key store {self.scope!r} does not open with the key-encryption key given: {exc}"
+            ) from None
+        if opened != _CHECK:
             raise KeyStoreError(f"key store {self.scope!r} check value does not match")
 
     # -- keys --------------------------------------------------------------------------------

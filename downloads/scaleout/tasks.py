@@ -2,7 +2,9 @@
 name in every worker process. Nothing here imports Dask.
 
 Each worker process opens a store once per URL and keeps it (``store_at``): a Cassandra
-handle is a driver session with its connections, shared by every task the worker runs.
+handle is a driver session with its connections, shared by every task the worker runs. A task
+on a protected store gets ``WorkerKeys`` (no secret) and protects the worker's handle with the
+key-encryption key from the worker's own environment.
 """
 
 from __future__ import annotations
@@ -25,20 +27,30 @@ from ..rules import RuleSet
 from ..simulator import SimulationReport, simulate
 from ..whatif import WhatIfPart, replay
 from .copy import StreamsCopy, contents_of, copy_into
+from .worker_keys import WorkerKeys, protect_on_worker
 
-_stores: dict[str, EventStore] = {}
+_stores: dict[tuple[str, str, str], EventStore] = {}
 _lock = threading.Lock()
 
 
-def store_at(url: str) -> EventStore:
-    """This process's handle on the store at ``url`` (opened on first use). A SQLite file must
-    exist already: opening would create an empty one and every split would read as empty."""
+def store_at(url: str, keys: WorkerKeys | None = None) -> EventStore:
+    """This process's handle on the store at ``url`` (opened on first use), protected with
+    ``keys`` when given (a handle per scope and variable). A SQLite file must exist already:
+    opening would create an empty one and every split would read as empty."""
+    key = (url, "", "") if keys is None else (url, keys.scope, keys.variable)
     with _lock:
-        store = _stores.get(url)
+        store = _stores.get(key)
         if store is None:
             if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
                 raise StoreError(f"no store at {url} on this worker (workers must see the same file)")
-            store = _stores[url] = open_store(url)
+            store = open_store(url)
+            try:
+                if keys is not None:
+                    protect_on_worker(store, keys)
+            except BaseException:
+                store.close()
+                raise
+            _stores[key] = store
         return store
 
 
@@ -51,9 +63,11 @@ def close_stores() -> None:
         _stores.clear()
 
 
-def replay_split(split: StoreSplit, rules: RuleSet, catalogue: Catalogue, max_changes: int) -> WhatIfPart:
+def replay_split(
+    split: StoreSplit, rules: RuleSet, catalogue: Catalogue, max_changes: int, keys: WorkerKeys | None = None
+) -> WhatIfPart:
     """The what-if replay of one split's members, into a memory store of its own."""
-    store = store_at(split.url)
+    store = store_at(split.url, keys)
     return replay(store.read_split(split), rules, catalogue=catalogue, max_changes=max_changes)
 
 
@@ -79,9 +93,9 @@ def simulate_into(
     return report
 
 
-def project_split(split: StoreSplit) -> tuple[tuple[Any, ...], int]:
+def project_split(split: StoreSplit, keys: WorkerKeys | None = None) -> tuple[tuple[Any, ...], int]:
     """Fresh read models fed one split's records, and how many records they were fed."""
-    store = store_at(split.url)
+    store = store_at(split.url, keys)
     registry = new_registry()
     models = ReadModels.fresh_models()
     handled = 0

@@ -201,11 +201,18 @@ class EventStore(abc.ABC):
     def _stream_version(self, stream_id: str) -> int: ...
 
     def read_all(
-        self, *, after: int = 0, limit: int | None = None, page_size: int = 1000
+        self, *, after: int = 0, limit: int | None = None, page_size: int = 1000, as_stored: bool = False
     ) -> Iterator[RecordedEvent]:
         """The global log in commit order from ``position > after``; resumable by passing
-        the last position seen. Read lazily in pages."""
-        return decode_stored_pages(self.read_all_stored(after=after, limit=limit, page_size=page_size))
+        the last position seen. Read lazily in pages. ``as_stored`` leaves sealed personal
+        fields sealed, as ``read_stream``'s does: for readers of positions, times and types
+        only, which then need no key store."""
+        if not as_stored:
+            return decode_stored_pages(self.read_all_stored(after=after, limit=limit, page_size=page_size))
+        after = check_version_bound("after", after, allow_none=False) or 0
+        limit = check_version_bound("limit", limit)
+        page_size = check_version_bound("page_size", page_size, allow_none=False) or 1000
+        return decode_stored_pages(self._read_all(after, limit, page_size))
 
     def read_all_stored(
         self, *, after: int = 0, limit: int | None = None, page_size: int = 1000
@@ -396,6 +403,19 @@ class EventStore(abc.ABC):
     def key_store(self) -> KeyStore | None:
         """The key store attached by ``protect`` (None on an unprotected store)."""
         return None if self._sealer is None else self._sealer.keys
+
+    @property
+    def personal_data(self) -> PersonalData | None:
+        """The personal fields ``protect`` was given (None on an unprotected store)."""
+        return None if self._sealer is None else self._sealer.personal
+
+    def has_key_store(self, scope: str = "default") -> bool:
+        """Whether this backend's key table holds a key store under ``scope``: the store was
+        protected, and reading its personal fields needs ``protect`` with its key-encryption
+        key. Answers without the key, on any handle (its key table is created if missing)."""
+        if not isinstance(scope, str) or not scope:
+            raise InvalidInputError("a key store scope is a non-empty str")
+        return self.key_table().read_check(scope) is not None
 
     def key_table(self) -> KeyTable:
         """This backend's own table of wrapped data keys (created on first use)."""

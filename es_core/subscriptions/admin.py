@@ -60,13 +60,13 @@ class SubscriptionAdmin:
     def _lag(self, position: int, head: int) -> tuple[int, float]:
         if position >= head:
             return 0, 0.0
-        oldest = next(iter(self.store.read_all(after=position, limit=1)), None)
+        oldest = next(iter(self.store.read_all(after=position, limit=1, as_stored=True)), None)
         if oldest is None:
             return 0, 0.0
         waited = max(0.0, (datetime.now(UTC) - oldest.recorded_at).total_seconds())
         if isinstance(self.store, MemoryStore | SQLiteStore):  # dense positions: the difference counts events
             return head - position, waited
-        count = sum(1 for _ in self.store.read_all(after=position, limit=LAG_COUNT_CAP))
+        count = sum(1 for _ in self.store.read_all(after=position, limit=LAG_COUNT_CAP, as_stored=True))
         return count, waited
 
     # -- changes ---------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class SubscriptionAdmin:
         alias = check_name(alias)
         state = self.checkpoints.get(check_name(name))
         settled = self.store.settled_position()
-        behind = sum(1 for r in self.store.read_all(after=state.position, limit=max_lag_events + 1)
+        behind = sum(1 for r in self.store.read_all(after=state.position, limit=max_lag_events + 1, as_stored=True)
                      if r.position <= settled)
         if behind > max_lag_events:
             raise SubscriptionError(
