@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from es_core import EventSourcingError, EventStore, SQLiteStore, open_store
+from es_core.keys import is_variable_name
 from es_core.stores import sqlite_path
 
 from ._files import read_toml
@@ -145,10 +146,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _kek_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
-        "--kek-env", metavar="NAME",
+        "--kek-env", metavar="NAME", type=_variable_name,
         help="environment variable holding the key-encryption key of a protected store, as 'key_id:<32 bytes in "
         "base64>' (default: ES_KEK when it is set; the key itself is never an argument)",
     )
+
+
+def _variable_name(text: str) -> str:
+    """A variable name; anything else is refused without being repeated (it may be the key itself)."""
+    if not is_variable_name(text):
+        raise argparse.ArgumentTypeError("takes the name of an environment variable (letters, digits, '_'), not a key")
+    return text
 
 
 def _shown(path: Path) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import base64
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +39,8 @@ __all__ = [
 
 _NONCE = 12
 _CHECK = b"es-workbench key store check"
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 KEK_VARIABLE = "ES_KEK"
 """The environment variable the command lines and scale-out workers read a key-encryption key
@@ -117,8 +120,10 @@ def kek_from_environment(name: str = KEK_VARIABLE, environ: Mapping[str, str] | 
     (``environ``: ``os.environ`` by default). A key passed this way never appears on a command
     line or in a process listing. ``KeyStoreError`` naming the variable, never its value, when it
     is unset, empty or malformed. Whether it is the store's own KEK shows at ``EventStore.protect``."""
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError("the name of a key-encryption key's environment variable is a non-empty str")
+    if not is_variable_name(name):  # the value is not repeated: a key passed by mistake must not show
+        raise InvalidInputError(
+            "the name of a key-encryption key's environment variable is letters, digits and '_' (not the key)"
+        )
     text = (os.environ if environ is None else environ).get(name, "")
     if not text:
         raise KeyStoreError(
@@ -131,6 +136,11 @@ def kek_from_environment(name: str = KEK_VARIABLE, environ: Mapping[str, str] | 
             f"the environment variable {name} does not hold a key-encryption key: its form is "
             "'key_id:<32 bytes in base64>'"
         ) from None
+
+
+def is_variable_name(name: object) -> bool:
+    """Whether ``name`` is a portable environment variable name (letters, digits, ``_``)."""
+    return isinstance(name, str) and _VARIABLE_NAME.fullmatch(name) is not None
 
 
 class KeyRow(NamedTuple):

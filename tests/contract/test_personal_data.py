@@ -16,6 +16,7 @@ from es_core import (
     FORGOTTEN,
     AlreadyForgottenError,
     EventStore,
+    InvalidInputError,
     KeyStoreError,
     LocalKeyEncryptionKey,
     NewEvent,
@@ -191,6 +192,38 @@ def test_a_store_opened_without_its_key_store_refuses_sealed_events(reopen: Reop
         plain.read_stream_payloads(s)
     with pytest.raises(KeyStoreError):
         list(plain.read_all(after=store.read_stream(s)[0].position - 1))
+
+
+def test_a_protected_store_is_known_as_such_without_its_key(reopen: Reopen, sid: Sid) -> None:
+    """``has_key_store`` answers on any handle, without the KEK; ``personal_data`` is what the
+    handle was protected with."""
+    s = sid("member")
+    plain = reopen()
+    assert not plain.has_key_store(s) and plain.personal_data is None
+    store = protect(reopen(), s)
+    assert store.personal_data is PERSONAL
+    for handle in (store, plain, reopen()):
+        assert handle.has_key_store(s)
+        assert not handle.has_key_store(s + "-other")
+    with pytest.raises(InvalidInputError):
+        plain.has_key_store("")
+
+
+def test_the_global_log_as_stored_needs_no_key_store_and_shows_nothing_sealed(reopen: Reopen, sid: Sid) -> None:
+    """``read_all(as_stored=True)`` (what the subscription admin reads for positions and times)
+    hands sealed entries over sealed, on a handle with or without the key store."""
+    s = sid("member")
+    store = protect(reopen(), s)
+    store.append(s, [device(1), played(1)])
+    first = store.read_stream(s)[0].position - 1
+    for handle in (store, reopen()):
+        records = [r for r in handle.read_all(after=first, as_stored=True) if r.stream_id == s]
+        assert [r.event_type for r in records] == ["DeviceRegistered", "Played"]
+        assert records[0].data["$personal"]["subject"] == s.partition("-")[2]
+        assert NAME not in str(records[0].data) and IP not in str(records[0].data)
+        assert records[0].data["device_id"] == "d1" and records[1].data == {"title_id": "t1"}
+    opened = [r for r in store.read_all(after=first) if r.stream_id == s]
+    assert opened[0].data["device_name"] == NAME
 
 
 def test_kek_rotation_rewraps_every_key_and_keeps_events_readable(reopen: Reopen, sid: Sid) -> None:
