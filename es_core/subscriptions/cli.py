@@ -11,6 +11,10 @@
 SQLite file); ``--checkpoints sqlite:///file.db`` names a separate SQLite file holding the
 checkpoints (default: the store's own file or keyspace). Exit status 0 on success, 1 when the
 command was refused (the error says why; nothing was written), 2 for a malformed command line.
+
+A protected store (personal fields sealed, ``EventStore.protect``) needs no key-encryption key
+here: these commands read positions, recorded times and checkpoints, never an event's fields
+(the log is read ``as_stored``, sealed fields left sealed).
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from es_core import NewEvent, open_store
+from es_core import KeyStoreError, LocalKeyEncryptionKey, NewEvent, PersonalData, open_store
 from es_core.subscriptions import Delivery, SQLiteCheckpoints, Subscription, checkpoints_for
 from es_core.subscriptions.cli import main
+
+NAME = "Ada's phone"
 
 
 @pytest.fixture
@@ -86,3 +88,51 @@ def test_a_separate_checkpoints_file(url: str, tmp_path: Path, capsys: pytest.Ca
     assert main(["--store", url, "--checkpoints", f"sqlite:///{tmp_path}/other.db", "status"]) == 0
     assert "no subscriptions" in capsys.readouterr().out
     assert main(["--store", url, "--checkpoints", "memory://", "status"]) == 1
+
+
+@pytest.fixture
+def protected_url(tmp_path: Path) -> str:
+    """A protected store (device names sealed) whose subscription "demo" parked position 3 and
+    is 2 events behind the head: both of them sealed."""
+    url = f"sqlite:///{tmp_path}/protected.db"
+    store = open_store(url)
+    store.protect(LocalKeyEncryptionKey.generate("kek-1"), PersonalData({"DeviceRegistered": ("device_name",)}))
+    for i in range(8):
+        store.append(f"member-{i % 2}", [NewEvent(event_type="DeviceRegistered", data={"device_name": f"{NAME} {i}"})])
+        if i == 5:
+            def handle(d: Delivery) -> None:
+                if d.position == 3:
+                    raise ValueError("bad payload")
+
+            checkpoints = checkpoints_for(store)
+            Subscription(store, checkpoints, "demo", handle).catch_up()
+            checkpoints.close()
+    store.close()
+    return url
+
+
+def test_every_command_works_on_a_protected_store_without_its_key(
+    protected_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's commands read positions, times and checkpoints, never personal fields:
+    no key-encryption key is needed, and no name shows."""
+    with pytest.raises(KeyStoreError):  # the events behind "demo" are sealed
+        list(open_store(protected_url).read_all(after=6))
+    assert _run(protected_url, "status", "--json") == 0
+    row = json.loads(capsys.readouterr().out)["subscriptions"][0]
+    assert (row["position"], row["head"], row["lag_events"], row["parked"]) == (6, 8, 2, 1)
+    assert row["lag_seconds"] >= 0
+    assert _run(protected_url, "status") == 0
+    assert _run(protected_url, "promote", "live", "demo") == 1  # 2 behind: refused, having read the log
+    assert "more than 0 events behind" in capsys.readouterr().err
+    assert _run(protected_url, "promote", "live", "demo", "--max-lag", "2") == 0
+    assert _run(protected_url, "parked", "demo", "--json") == 0
+    out = capsys.readouterr().out
+    parked = json.loads(out.splitlines()[-1])
+    assert [(p["position"], p["event_type"]) for p in parked] == [(3, "DeviceRegistered")]
+    for argv in (("pause", "demo"), ("reset", "demo", "--to", "8"), ("resume", "demo"),
+                 ("skip", "demo", parked[0]["event_id"], "--reason", "a bad deploy")):
+        assert _run(protected_url, *argv) == 0
+    assert NAME not in out + capsys.readouterr().out
+    state = SQLiteCheckpoints(tmp_path / "protected.db").get("demo")
+    assert (state.status, state.reset_to) == ("active", 8)
