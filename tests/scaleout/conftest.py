@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("distributed", reason="the Dask engine needs the dask extra")
 
-from downloads import load_catalogue, load_rules, scaleout, simulate
+from downloads import load_catalogue, load_rules, personal_data, scaleout, simulate
 from downloads.rules import DEFAULT_RULES_PATH
-from es_core import EventStore, open_store
+from es_core import EventStore, LocalKeyEncryptionKey, open_store
 
 MEMBERS, DAYS, SEED = 60, 45, 11  # small, and every shipped rule file changes some outcome
 RULES_DIR = DEFAULT_RULES_PATH.parent
@@ -56,6 +56,26 @@ def cassandra_history_url() -> str:
     with open_store(url) as store:
         if store.head_position() == 0:
             simulate(store, members=MEMBERS // 2, days=DAYS, seed=SEED, rules=load_rules(), catalogue=load_catalogue())
+    return url
+
+
+KEK = LocalKeyEncryptionKey(bytes(range(50, 82)), "kek-scaleout")  # fixed: the Cassandra keyspace outlives a run
+FORGET_SHARE, DAYS_WITH_FORGETTING = 1.0, 240  # every member who cancels asks to be forgotten, and some cancel
+
+
+def record(store: EventStore, members: int = MEMBERS) -> None:
+    """Protect ``store`` (empty) with ``KEK`` and simulate members into it, some forgotten."""
+    store.protect(KEK, personal_data())
+    simulate(store, members=members, days=DAYS_WITH_FORGETTING, seed=SEED, forget_share=FORGET_SHARE)
+
+
+@pytest.fixture(scope="session")
+def protected_history_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A protected history (device names sealed) in which some members are forgotten."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('scaleout-protected') / 'history.db'}"
+    with open_store(url) as store:
+        record(store)
+        assert store.key_store is not None and len(store.key_store.forgotten()) >= 3
     return url
 
 

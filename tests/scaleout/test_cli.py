@@ -5,6 +5,7 @@ itself, and refusing bad engine options with one line and exit code 2."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -15,20 +16,24 @@ from typing import Any
 
 import pytest
 
-from .conftest import STRICT_RULES, WORKERS_START
+from .conftest import KEK, STRICT_RULES, WORKERS_START
 
 ROOT = Path(__file__).resolve().parents[2]
 DASK = Path(sys.executable).parent / "dask"
 
 
-def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 300, **environ: str) -> subprocess.CompletedProcess[str]:
+    """The command, with ``environ`` added to an environment that holds no ES_KEK of its own."""
+    env = {k: v for k, v in os.environ.items() if k != "ES_KEK"} | environ
     return subprocess.run(
-        [sys.executable, "-m", "downloads", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+        [sys.executable, "-m", "downloads", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env
     )
 
 
-def whatif_json(history_url: str, *engine: str) -> dict[str, Any]:
-    done = run("whatif", "--store", history_url, "--rules", str(STRICT_RULES), "--changes", "30", "--json", *engine)
+def whatif_json(history_url: str, *engine: str, **environ: str) -> dict[str, Any]:
+    done = run(
+        "whatif", "--store", history_url, "--rules", str(STRICT_RULES), "--changes", "30", "--json", *engine, **environ
+    )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     report.pop("wall_seconds")
@@ -80,6 +85,28 @@ def test_whatif_through_a_running_scheduler_and_two_workers(history_url: str, sc
 
 def test_whatif_on_a_local_cluster_it_starts(history_url: str) -> None:
     assert whatif_json(history_url, "--engine", "dask", "--workers", "1") == whatif_json(history_url)
+
+
+def test_a_protected_store_on_a_local_cluster_it_starts(protected_history_url: str) -> None:
+    """The local cluster's workers inherit ES_KEK from the command's environment."""
+    kek = {"ES_KEK": KEK.to_text()}
+    serial = whatif_json(protected_history_url, **kek)
+    assert serial["newly_denied"] > 0
+    assert whatif_json(protected_history_url, "--engine", "dask", "--workers", "1", **kek) == serial
+
+
+def test_a_running_clusters_workers_need_the_key_in_their_own_environment(
+    protected_history_url: str, scheduler: str
+) -> None:
+    """The workers started without ES_KEK cannot open the store, whatever the command holds:
+    one line naming the variable, exit 2, and the key shown nowhere."""
+    done = run("whatif", "--store", protected_history_url, "--rules", str(STRICT_RULES), "--engine", "dask",
+               "--scheduler", scheduler, ES_KEK=KEK.to_text())
+    assert (done.returncode, done.stdout, done.stderr.count("\n")) == (2, "", 1), done.stderr
+    assert "a worker cannot open the protected store: no key-encryption key: set the environment variable ES_KEK" in (
+        done.stderr
+    )
+    assert KEK.to_text().partition(":")[2] not in done.stderr
 
 
 def test_the_table_says_the_same(history_url: str, scheduler: str) -> None:

@@ -50,18 +50,3 @@ def test_a_rebuild_on_the_cluster_equals_the_serial_one_on_cassandra(client: Any
     with open_store(cassandra_history_url) as store:
         check_rebuild(store, client, 4)
 
-
-def test_workers_without_the_key_store_refuse_a_protected_store(tmp_path: Any, client: Any) -> None:
-    """Workers open the store by URL, with no key store: a split holding sealed device names is
-    a ``KeyStoreError`` (the task's error, in the ``ScaleOutError``), never sealed bytes or names
-    in the clear in a model."""
-    from downloads import personal_data, simulate
-    from downloads.errors import ScaleOutError
-    from es_core import LocalKeyEncryptionKey
-
-    with open_store(f"sqlite:///{tmp_path}/protected.db") as store:
-        store.protect(LocalKeyEncryptionKey(bytes(range(32)), "kek-1"), personal_data())
-        simulate(store, members=6, days=10, seed=3)
-        assert ReadModels(store).rebuild() > 0  # the protected handle reads it
-        with pytest.raises(ScaleOutError, match="KeyStoreError: this event log holds sealed personal fields"):
-            scaleout.rebuild(store, client=client, splits=2)
