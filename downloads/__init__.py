@@ -8,7 +8,8 @@ rules at the service's clock, record, save; idempotent by request id) and come b
 ``Outcome`` holding one ``Answer``; denials are events, and every decision names the rule set
 that judged it. Read models, a seeded simulator, what-if replays under other rules, time travel
 in two times, and explanations are built on the same log.
-Device names are personal data: ``personal_data()`` names them for ``EventStore.protect``, and
+Device names are personal data: ``personal_data()`` names them for ``EventStore.protect``
+(``protect_from_environment`` does it with the key-encryption key in ``$ES_KEK``), and
 ``DownloadService.forget_member`` forgets a member.
 
 Notebooks import from ``downloads`` and ``es_core`` only. The domain never imports pandas.
@@ -75,6 +76,7 @@ from .projections import (
     DownloadsPerTitleDay,
     ReadModels,
 )
+from .protection import protect_from_environment
 from .requests import REQUEST_MEMORY
 from .rules import DEFAULT_RULES_PATH, RULE_IDS, RuleSet, load_rules
 from .service import DownloadService
@@ -157,6 +159,7 @@ __all__ = [
     "load_rules",
     "new_registry",
     "personal_data",
+    "protect_from_environment",
     "recorded_requests",
     "simulate",
     "timeline",

@@ -53,4 +53,9 @@ def protect_on_worker(store: EventStore, keys: WorkerKeys) -> None:
             f"a worker's {keys.variable} holds key-encryption key {kek.key_id!r}, but the store's is "
             f"{keys.kek_id!r}: set {keys.variable} on every worker to the store's key"
         )
-    store.protect(kek, keys.personal, scope=keys.scope)
+    try:
+        store.protect(kek, keys.personal, scope=keys.scope)
+    except KeyStoreError as exc:
+        raise KeyStoreError(
+            f"a worker cannot open the protected store with the key in {keys.variable}: {exc}"
+        ) from None

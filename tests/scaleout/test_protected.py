@@ -133,6 +133,12 @@ def test_a_worker_without_the_key_fails_naming_the_variable(tmp_path: Any, clien
             scaleout.whatif(store, load_rules(), client=client, splits=2, retries=0)
         assert "holds key-encryption key 'kek-other', but the store's is 'kek-scaleout'" in str(e.value)
         assert other.partition(":")[2] not in str(e.value)
+        same_id = LocalKeyEncryptionKey(bytes(32), "kek-scaleout").to_text()
+        with worker_environment(client, "ES_KEK", same_id), pytest.raises(ScaleOutError) as e:
+            scaleout.rebuild(store, client=client, splits=2, retries=0)
+        assert "cannot open the protected store with the key in ES_KEK: key store 'default' does not open" in (
+            str(e.value)
+        )
 
 
 def test_a_key_table_of_the_callers_own_cannot_be_scaled_out(tmp_path: Any, client: Any) -> None:
