@@ -4,6 +4,7 @@ exits 1, says why, and writes nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,13 @@ from es_core.subscriptions.cli import main
 NAME = "Ada's phone"
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    """A store of 6 events and subscription "demo" that parked the event at position 3."""
-    url = f"sqlite:///{tmp_path}/events.db"
+def demo_store(url: str, event: Callable[[int], NewEvent], *, behind: int = 0, protected: bool = False) -> str:
+    """6 events (and ``behind`` more after it) and subscription "demo" that parked position 3."""
     store = open_store(url)
+    if protected:
+        store.protect(LocalKeyEncryptionKey.generate("kek-1"), PersonalData({"DeviceRegistered": ("device_name",)}))
     for i in range(6):
-        store.append(f"s{i % 2}", [NewEvent(event_type="T", data={"i": i})])
+        store.append(f"member-{i % 2}", [event(i)])
 
     def handle(d: Delivery) -> None:
         if d.position == 3:
@@ -30,8 +31,16 @@ def url(tmp_path: Path) -> str:
     checkpoints = checkpoints_for(store)
     Subscription(store, checkpoints, "demo", handle).catch_up()
     checkpoints.close()
+    for i in range(6, 6 + behind):
+        store.append(f"member-{i % 2}", [event(i)])
     store.close()
     return url
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A store of 6 events and subscription "demo" that parked the event at position 3."""
+    return demo_store(f"sqlite:///{tmp_path}/events.db", lambda i: NewEvent(event_type="T", data={"i": i}))
 
 
 def _run(url: str, *argv: str) -> int:
@@ -94,21 +103,11 @@ def test_a_separate_checkpoints_file(url: str, tmp_path: Path, capsys: pytest.Ca
 def protected_url(tmp_path: Path) -> str:
     """A protected store (device names sealed) whose subscription "demo" parked position 3 and
     is 2 events behind the head: both of them sealed."""
-    url = f"sqlite:///{tmp_path}/protected.db"
-    store = open_store(url)
-    store.protect(LocalKeyEncryptionKey.generate("kek-1"), PersonalData({"DeviceRegistered": ("device_name",)}))
-    for i in range(8):
-        store.append(f"member-{i % 2}", [NewEvent(event_type="DeviceRegistered", data={"device_name": f"{NAME} {i}"})])
-        if i == 5:
-            def handle(d: Delivery) -> None:
-                if d.position == 3:
-                    raise ValueError("bad payload")
-
-            checkpoints = checkpoints_for(store)
-            Subscription(store, checkpoints, "demo", handle).catch_up()
-            checkpoints.close()
-    store.close()
-    return url
+    return demo_store(
+        f"sqlite:///{tmp_path}/protected.db",
+        lambda i: NewEvent(event_type="DeviceRegistered", data={"device_name": f"{NAME} {i}"}),
+        behind=2, protected=True,
+    )
 
 
 def test_every_command_works_on_a_protected_store_without_its_key(

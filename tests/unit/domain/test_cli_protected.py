@@ -54,20 +54,14 @@ def test_simulate_with_es_kek_writes_a_protected_store(stores: tuple[str, str]) 
     assert not any(name.encode() in database for name in names)
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("census", "--json"),
-        ("explain", "--member", "m00003", "--json"),
-        ("whatif", "--rules", GENEROUS, "--json"),
-    ],
-    ids=["census", "explain", "whatif"],
-)
-def test_with_its_kek_a_protected_store_reads_as_the_plain_one(
-    stores: tuple[str, str], command: tuple[str, ...]
-) -> None:
+COMMANDS = {"census": (), "explain": ("--member", "m00003"), "whatif": ("--rules", GENEROUS)}
+"""The commands that read a store, with the options each needs besides ``--store``."""
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_with_its_kek_a_protected_store_reads_as_the_plain_one(stores: tuple[str, str], name: str) -> None:
     protected, plain = stores
-    name, *rest = command
+    rest = (*COMMANDS[name], "--json")
     expected = run(name, "--store", plain, *rest)
     assert expected.returncode == 0, expected.stderr
     for environ, extra in (({"ES_KEK": KEK.to_text()}, ()), ({"OTHER_KEK": KEK.to_text()}, ("--kek-env", "OTHER_KEK"))):
@@ -82,16 +76,10 @@ def without_wall_time(report: object) -> object:
     return report
 
 
-@pytest.mark.parametrize(
-    "command",
-    [("census",), ("explain", "--member", "m00003"), ("whatif", "--rules", GENEROUS)],
-    ids=["census", "explain", "whatif"],
-)
-def test_without_its_kek_a_protected_store_is_one_line_naming_the_variable(
-    stores: tuple[str, str], command: tuple[str, ...]
-) -> None:
+@pytest.mark.parametrize("name", COMMANDS)
+def test_without_its_kek_a_protected_store_is_one_line_naming_the_variable(stores: tuple[str, str], name: str) -> None:
     protected, _ = stores
-    name, *rest = command
+    rest = COMMANDS[name]
     done = run(name, "--store", protected, *rest)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
