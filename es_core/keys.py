@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from math import inf
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
@@ -239,6 +240,9 @@ class KeyStore:
             raise InvalidInputError(f"expected a KeyEncryptionKey, not {type(kek).__name__}")
         if not isinstance(scope, str) or not scope:
             raise InvalidInputError("a key store scope is a non-empty str")
+        number = isinstance(cache_seconds, int | float) and not isinstance(cache_seconds, bool)
+        if not number or not 0 <= cache_seconds < inf:
+            raise InvalidInputError(f"cache_seconds must be a finite number >= 0, not {cache_seconds!r}")
         self.table = table
         self.scope = scope
         self.cache_seconds = cache_seconds
