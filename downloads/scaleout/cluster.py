@@ -51,7 +51,9 @@ def connect(
 ) -> Iterator[Any]:
     """A ``distributed.Client``: on the running cluster at ``scheduler`` (``tcp://host:port``),
     or on a new ``LocalCluster`` of ``workers`` processes (default: one per core) that stops
-    when the block ends. ``timeout``: seconds to wait for the scheduler to answer."""
+    when the block ends. ``timeout``: seconds to wait for the scheduler to answer. A new
+    cluster's workers inherit this process's environment (``ES_KEK``, which they need for a
+    protected store); a running cluster's workers have only their own."""
     if workers is not None and scheduler is not None:
         raise InvalidInputError("give workers or a scheduler address, not both")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
