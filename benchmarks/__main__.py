@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--seed", type=int, default=7, help="seed of the recorded history (default 7)")
     out.add_argument("--rules", type=Path, help="rule file to replay under (default: generous_title_limit.toml)")
     out.add_argument("--workers", type=_ints, default=(1, 2), metavar="LIST", help="cluster sizes (default 1,2)")
-    out.add_argument("--rounds", type=int, default=1, help="interleaved rounds; figures are medians (default 1)")
+    out.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are medians (default 3)")
     out.add_argument("--cassandra", metavar="URL", help="also on Cassandra: cassandra://host:port/keyspace_prefix"
                      "?replication_factor=1 (the history goes in <prefix>_<members>x<days>_s<seed>)")
     out.add_argument("--data", type=Path, default=Path("data/local"), help="where the histories are kept")

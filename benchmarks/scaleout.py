@@ -7,10 +7,10 @@ single-process ``downloads.whatif`` (the baseline), and by ``downloads.scaleout.
 local cluster of 1 and of 2 worker processes (started and warmed up before timing: a notebook
 keeps its cluster). Every cluster report must equal the baseline's, field by field.
 
-Targets (ratios within the run): 2 workers at least 1.6x the single process; 1 worker at most
-1.1x its time. The per-worker rate (events replayed per second per worker) gives the workers a
-replay of 100 million events needs to finish in 10 minutes, and the read rate the store must
-serve for it.
+Targets (ratios within the run, each the median over rounds of that round's own ratio): 2 workers
+at least 1.6x the single process; 1 worker at most 1.1x its time. The per-worker rate (events
+replayed per second per worker) gives the workers a replay of 100 million events needs to finish
+in 10 minutes, and the read rate the store must serve for it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ScaleoutConfig:
     seed: int = 7
     rules: Path = RULES
     workers: tuple[int, ...] = (1, 2)
-    rounds: int = 1
+    rounds: int = 3
     cassandra: str | None = None  # cassandra://host:port/keyspace-prefix; None: SQLite only
     data: Path = DATA
 
@@ -96,8 +96,19 @@ def measure(store: EventStore, rules: Any, clients: dict[int, Any], rounds: int,
         "seconds": {k: rounded(median(v), 2) for k, v in seconds.items()}, "reports_equal": True,
     }
     serial_s = median(seconds["serial"])
+    out["per_round_seconds"] = {k: [rounded(x, 2) for x in v] for k, v in seconds.items()}
     out["events_per_second"] = {k: rounded(events / median(v)) for k, v in seconds.items()}
     out["speedup"] = {k: rounded(serial_s / median(v), 2) for k, v in seconds.items() if k != "serial"}
+    # each round's runs were back to back, so they met the same neighbours: the median of each
+    # round's own ratio is what the targets judge (a busy round moves one ratio, not the verdict)
+    out["paired_speedup"] = {
+        k: rounded(median(s / w for s, w in zip(seconds["serial"], v, strict=True)), 2)
+        for k, v in seconds.items() if k != "serial"
+    }
+    out["paired_time_ratio"] = {
+        k: rounded(median(w / s for s, w in zip(seconds["serial"], v, strict=True)), 2)
+        for k, v in seconds.items() if k != "serial"
+    }
     per_worker = [events / (median(seconds[f"workers_{n}"]) * n) for n in clients]
     out["events_per_second_per_worker"] = rounded(max(per_worker))
     out["workers_for_100m_events_in_10_min"] = math.ceil(TARGET_EVENTS / TARGET_SECONDS / max(per_worker))
@@ -110,11 +121,11 @@ def targets(stores: dict[str, Any], workers: tuple[int, ...]) -> list[dict[str, 
     rows = []
     for name, figures in stores.items():
         if 2 in workers:
-            value = figures["speedup"]["workers_2"]
+            value = figures["paired_speedup"]["workers_2"]
             rows.append({"target": f"{name}: 2 workers vs single process (x)", "value": value, "bound": ">= 1.6",
                          "met": value >= 1.6})
         if 1 in workers:
-            value = rounded(figures["seconds"]["workers_1"] / figures["seconds"]["serial"], 2)
+            value = figures["paired_time_ratio"]["workers_1"]
             rows.append({"target": f"{name}: 1 worker time / single process time", "value": value, "bound": "<= 1.1",
                          "met": value is not None and value <= 1.1})
     return rows

@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from math import inf
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidTag
@@ -197,6 +198,9 @@ class KeyStore:
             raise InvalidInputError(f"expected a KeyEncryptionKey, not {type(kek).__name__}")
         if not isinstance(scope, str) or not scope:
             raise InvalidInputError("a key store scope is a non-empty str")
+        number = isinstance(cache_seconds, int | float) and not isinstance(cache_seconds, bool)
+        if not number or not 0 <= cache_seconds < inf:
+            raise InvalidInputError(f"cache_seconds must be a finite number >= 0, not {cache_seconds!r}")
         self.table = table
         self.scope = scope
         self.cache_seconds = cache_seconds
