@@ -33,7 +33,7 @@ import random
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from downloads import MemberForgottenError, ReadModels, RegisterDevice, personal_data
 from es_core import (
@@ -46,6 +46,9 @@ from es_core import (
     apply_retention,
     open_store,
 )
+
+if TYPE_CHECKING:
+    from es_core.stores.cassandra import CassandraStore
 
 from .plaintext_scan import ScanTotals, scan_files, scan_keyspace
 from .report import ScenarioResult, timed
@@ -215,7 +218,9 @@ def _run(
                           victims_named_in_read_models_before_forgetting=in_clear)
     setup_store.close()
     if url.startswith("cassandra:"):
-        with open_store(url) as scanner:  # a fresh handle: nothing cached from the run
+        from es_core.stores.cassandra import CassandraStore as Cassandra  # the driver: only on this path
+
+        with Cassandra.from_url(url) as scanner:  # a fresh handle: nothing cached from the run
             _scan(result, workdir, members, victims, seed, scanner)
     else:
         _scan(result, workdir, members, victims, seed)
@@ -252,7 +257,7 @@ def _check(
 
 def _scan(
     result: ScenarioResult, workdir: Path, members: list[str], victims: list[str], seed: int,
-    store: EventStore | None = None,
+    store: CassandraStore | None = None,
 ) -> None:
     """Every file of the run, byte for byte, and (given a Cassandra ``store``) every value of every
     table of its keyspace, for every device name of a forgotten member."""
@@ -261,8 +266,8 @@ def _scan(
     scan_files(workdir, plaintexts, totals)
     where = f"{totals.files} files ({totals.bytes} bytes)"
     if store is not None:
-        keyspace = store.keyspace  # type: ignore[attr-defined]  # a CassandraStore
-        scan_keyspace(store.session, keyspace, plaintexts, totals)  # type: ignore[attr-defined]
+        keyspace = store.keyspace
+        scan_keyspace(store.session, keyspace, plaintexts, totals)
         result.figures.update(tables_scanned=totals.tables, rows_scanned=totals.rows, values_scanned=totals.values,
                               rows_by_table=totals.rows_by_table)
         where += f" and {totals.rows} rows of {totals.tables} tables of keyspace {keyspace}"

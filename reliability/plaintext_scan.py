@@ -73,7 +73,7 @@ def scan_keyspace(session: Any, keyspace: str, plaintexts: Mapping[str, list[byt
         for row in result:  # iterating fetches the following pages
             rows += 1
             for column, value in zip(columns, row, strict=True):
-                for data in _as_bytes(value):
+                for data in value_bytes(value):
                     totals.values += 1
                     for owner, texts in plaintexts.items():
                         if any(t in data for t in texts):
@@ -84,7 +84,8 @@ def scan_keyspace(session: Any, keyspace: str, plaintexts: Mapping[str, list[byt
         totals.findings.extend(Finding(f"{keyspace}.{table}.{column}", owner) for column, owner in sorted(found))
 
 
-def _as_bytes(value: Any) -> Iterator[bytes]:
+def value_bytes(value: Any) -> Iterator[bytes]:
+    """A column value as the byte strings it holds (none for a null)."""
     if value is None:
         return
     if isinstance(value, bytes | bytearray | memoryview):
@@ -93,11 +94,11 @@ def _as_bytes(value: Any) -> Iterator[bytes]:
         yield value.encode()
     elif isinstance(value, Mapping):  # maps (the driver's own map types are Mappings too)
         for key, item in value.items():
-            yield from _as_bytes(key)
-            yield from _as_bytes(item)
+            yield from value_bytes(key)
+            yield from value_bytes(item)
     elif isinstance(value, list | tuple | set | frozenset) or _is_collection(value):
         for item in value:
-            yield from _as_bytes(item)
+            yield from value_bytes(item)
     else:
         yield repr(value).encode()
 

@@ -11,6 +11,7 @@ import pytest
 from es_core import NewEvent, open_store
 from reliability.cli import FORGETTING_SIZES
 from reliability.forgetting import _scan, run_forgetting, secret
+from reliability.plaintext_scan import value_bytes
 from reliability.report import ScenarioResult
 
 
@@ -33,6 +34,15 @@ def test_the_scan_finds_a_forgotten_members_plaintext(tmp_path: Path) -> None:
     clean = ScenarioResult("forgetting", "sqlite")
     _scan(clean, tmp_path, ["f00", "f01"], ["f00"], 7)
     assert clean.violations == 0
+
+
+def test_every_kind_of_column_value_is_scanned_as_bytes() -> None:
+    util = pytest.importorskip("cassandra.util")  # the driver's collection types
+    # a map column's value type (its serialised-key kind derives from it), holding a set's
+    nested = util.OrderedMap([("k", [("a", b"b")]), ("n", util.SortedSet(["c"]))])
+    assert list(value_bytes(nested)) == [b"k", b"a", b"b", b"n", b"c"]
+    assert list(value_bytes(None)) == [] and list(value_bytes(memoryview(b"m"))) == [b"m"]
+    assert list(value_bytes(12)) == [b"12"] and list(value_bytes({"s"})) == [b"s"]
 
 
 # -- on Cassandra: the same scenario, and the scan of every table of its keyspace ------------------
