@@ -15,9 +15,11 @@ Every option has an environment variable (``make reliability`` passes ``--size``
 cluster scenarios: the seven history-checked ones, then ``cassandra-failure``).
 All cluster scenarios of a run share one cluster, started once (or, with ``--running-cluster``,
 the one ``python -m reliability cluster start`` left running).
-Races run on Cassandra too when ``--store-url`` names one, or when a node answers on
-``ES_CASSANDRA_HOST:ES_CASSANDRA_PORT`` (default 127.0.0.1:9042) and the backend is installed;
-otherwise that row says why it was skipped.
+Races, subscription-poison and forgetting run on Cassandra too when ``--store-url`` names one, or
+when a node answers on ``ES_CASSANDRA_HOST:ES_CASSANDRA_PORT`` (default 127.0.0.1:9042) and the
+backend is installed; otherwise that row says why it was skipped, except forgetting's, which then
+runs on the cluster when the run starts one. Forgetting uses a keyspace of its own
+(``es_reliability_forgetting``, on the same nodes), dropped first.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from .cluster import DEFAULT_HOME, Cluster, cluster_addresses, running_cluster, start_all
+from .cluster import DEFAULT_HOME, Cluster, cluster_addresses, cluster_url, running_cluster, start_all
 from .cluster_scenarios import BY_NAME, SIZES
 from .report import ScenarioResult, as_json, format_table, run_passed
 
@@ -45,6 +48,8 @@ SCENARIOS = (*DEFAULT, *CHECKED, "cassandra-failure")
 ON_CLUSTER = {*CHECKED, "cassandra-failure"}
 ALIASES = {"checked": CHECKED}
 RACE_KEYSPACE = "es_reliability"
+FORGETTING_KEYSPACE = "es_reliability_forgetting"  # dropped by each run: never a keyspace in use
+FORGETTING_ON_CLUSTER = "forgetting@cluster"  # the Cassandra row of forgetting, when no node answered
 FORGETTING_SIZES = {  # small: CI's; large: make reliability's
     "small": {"members": 8, "victims": 2, "writers": 3, "commands": 60},
     "large": {"members": 16, "victims": 4, "writers": 4, "commands": 200},
@@ -144,10 +149,16 @@ def _run(args: argparse.Namespace, chosen: list[str]) -> int:
                     r = results[-1]
                     progress(f"  {r.scenario} ({r.store}): {r.status} in {r.seconds:.1f}s")
 
+    # the node-failure scenario goes last: its final read stops two of the three nodes
+    on_cluster = sorted((n for n in chosen if n in ON_CLUSTER), key=lambda n: n == "cassandra-failure")
+    # forgetting's Cassandra row, when no node answers now, on the cluster first (before any fault)
+    args.forgetting_on_cluster = (
+        bool(on_cluster) and "forgetting" in chosen and not cassandra_race_url(args.store_url)[0]
+    )
+    if args.forgetting_on_cluster:
+        on_cluster.insert(0, FORGETTING_ON_CLUSTER)
     try:
         run_all([n for n in chosen if n not in ON_CLUSTER])
-        # the node-failure scenario goes last: its final read stops two of the three nodes
-        on_cluster = sorted((n for n in chosen if n in ON_CLUSTER), key=lambda n: n == "cassandra-failure")
         if on_cluster:
             extra["cluster"] = _on_cluster(on_cluster, args, run_all, results, progress)
     finally:
@@ -195,8 +206,9 @@ def _on_cluster(
     except Exception as exc:  # the cluster did not start (or stop): every scenario not run says why
         done = {r.scenario for r in results[before:]}
         for name in names:
-            if name not in done:
-                results.append(ScenarioResult(name, "cassandra", error=f"cluster: {type(exc).__name__}: {exc}"))
+            row = "forgetting" if name == FORGETTING_ON_CLUSTER else name
+            if row not in done:
+                results.append(ScenarioResult(row, "cassandra", error=f"cluster: {type(exc).__name__}: {exc}"))
         return {"error": str(exc)}
 
 
@@ -255,11 +267,8 @@ def _runners(
         from .outage import run_fallback
 
         return [lambda: run_fallback(workdir / "fallback", seed=args.seed)]
-    if name == "forgetting":
-        from .forgetting import run_forgetting
-
-        sized = FORGETTING_SIZES[args.size]
-        return [lambda: run_forgetting(workdir / "forgetting", seed=args.seed, **sized)]
+    if name in ("forgetting", FORGETTING_ON_CLUSTER):
+        return _forgetting_runners(name, args, workdir, cluster)
     if name == "subscriptions":
         from .subscriptions import run_subscription_copies, run_subscription_crash, run_subscription_poison
 
@@ -287,6 +296,36 @@ def _runners(
         scenario = BY_NAME[name]
         return [lambda: run_checked(scenario, cluster, workdir=workdir / "checked", seed=args.seed, size=args.size)]
     raise AssertionError(name)
+
+
+def _forgetting_runners(
+    name: str, args: argparse.Namespace, workdir: Path, cluster: Cluster | None
+) -> list[Callable[[], ScenarioResult]]:
+    """SQLite's row, and Cassandra's: on the node that answers, on the cluster (``name`` is then
+    ``FORGETTING_ON_CLUSTER``, run in the cluster's turn), or skipped saying why."""
+    from .forgetting import run_forgetting
+
+    sized = FORGETTING_SIZES[args.size]
+    if name == FORGETTING_ON_CLUSTER:
+        assert cluster is not None
+        url = cluster_url(cluster, FORGETTING_KEYSPACE, connect_timeout=15)
+        return [lambda: run_forgetting(workdir / "forgetting-cassandra", seed=args.seed, store_url=url, **sized)]
+    rows: list[Callable[[], ScenarioResult]] = [
+        lambda: run_forgetting(workdir / "forgetting", seed=args.seed, **sized)
+    ]
+    url, why = cassandra_race_url(args.store_url)
+    if url:
+        own = with_keyspace(url, FORGETTING_KEYSPACE)
+        rows.append(lambda: run_forgetting(workdir / "forgetting-cassandra", seed=args.seed, store_url=own, **sized))
+    elif not getattr(args, "forgetting_on_cluster", False):  # set by _run when the cluster will run it
+        rows.append(lambda: ScenarioResult("forgetting", "cassandra", skipped=why))
+    return rows
+
+
+def with_keyspace(url: str, keyspace: str) -> str:
+    """``url`` with its keyspace replaced: the same nodes and options, another keyspace."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{keyspace}"))
 
 
 def cassandra_race_url(explicit: str) -> tuple[str, str]:

@@ -1,16 +1,28 @@
-"""Forgetting: members forgotten while writers and a projection run, then every file scanned.
+"""Forgetting: members forgotten while writers and a projection run, then everything scanned.
 
-A protected SQLite store (device names sealed per member) takes seeded commands from writer
-threads, each with its own store handle and service (a cache of members and of data keys). A
-projection thread catches the read models up over and over and writes their rows to a JSON file,
-as a service would persist them. Meanwhile some members are forgotten
+A protected store (device names sealed per member), SQLite or Cassandra, takes seeded commands
+from writer threads, each with its own store handle and service (a cache of members and of data
+keys). A projection thread catches the read models up over and over and writes their rows to a
+JSON file, as a service would persist them. Meanwhile some members are forgotten
 (``DownloadService.forget_member``), after a retention run has archived the start of their
 streams (sealed) to a JSON-lines file; another runs at the end.
 
-Afterwards: no byte of a forgotten member's device names is left in any file the run wrote
-(the database and its write-ahead log, the read models, the archive), every other member's
-names still read back, their events before the forgetting are unchanged, and their streams pass
-the usual checks (every acknowledged event stored once, every limit held).
+Afterwards: no byte of a forgotten member's device names is left in any file the run wrote (on
+SQLite the database and its write-ahead log; the read models, the archive) nor, on Cassandra, in
+any value of any row of any table of the run's keyspace, read through CQL
+(``reliability.plaintext_scan``); every other member's names still read back, their events
+before the forgetting are unchanged, and their streams pass the usual checks (every acknowledged
+event stored once, every limit held).
+
+On Cassandra the node's own files (SSTables, commit log) are not scanned. Sealing happens in
+``EventStore``, before the backend is called, so the node is never sent a personal field in the
+clear: what it holds is what the client sent, and the CQL scan reads all of it that is live.
+SSTables are compressed (LZ4 by default), so a byte search of them could not find a plaintext
+even if one were there, and a node may run on another machine. Rows deleted or overwritten
+during the run (retention's archived events, a forgotten member's wrapped key) stay in the
+node's files until compaction; the CQL scan cannot see them. The archived events are scanned in
+the archive file, and a data key is stored only wrapped by the key-encryption key, which never
+reaches the node.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import random
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from downloads import MemberForgottenError, ReadModels, RegisterDevice, personal_data
 from es_core import (
@@ -35,6 +47,10 @@ from es_core import (
     open_store,
 )
 
+if TYPE_CHECKING:
+    from es_core.stores.cassandra import CassandraStore
+
+from .plaintext_scan import ScanTotals, scan_files, scan_keyspace
 from .report import ScenarioResult, timed
 from .workload import (
     BASE_TIME,
@@ -54,12 +70,29 @@ KEK = LocalKeyEncryptionKey(bytes(range(32)), "reliability-kek")  # a fixed test
 
 
 def run_forgetting(
-    workdir: Path, *, seed: int, members: int = 8, victims: int = 2, writers: int = 3, commands: int = 60
+    workdir: Path, *, seed: int, store_url: str = "", members: int = 8, victims: int = 2, writers: int = 3,
+    commands: int = 60,
 ) -> ScenarioResult:
-    result = ScenarioResult("forgetting", "sqlite", fault_kind="members forgotten", ack_kind="commands")
+    """On a SQLite file in ``workdir``, or on the Cassandra keyspace ``store_url`` names, which is
+    dropped first (so it must be the run's own) and scanned afterwards."""
+    url = store_url or f"sqlite:///{workdir / 'events.db'}"
+    on_cassandra = url.startswith("cassandra:")
+    label = "cassandra" if on_cassandra else "sqlite"
+    result = ScenarioResult("forgetting", label, fault_kind="members forgotten", ack_kind="commands")
     with timed(result):
-        _run(result, workdir, seed, members, victims, writers, commands)
+        if on_cassandra:
+            _fresh_keyspace(url)
+        _run(result, workdir, url, seed, members, victims, writers, commands)
     return result
+
+
+def _fresh_keyspace(url: str) -> None:
+    """Drop the keyspace and create it again: a rerun starts clean, and on a cluster the schema is
+    created once, before the writers' handles open it (as ``CassandraStore.create`` advises)."""
+    from es_core.stores.cassandra import CassandraStore
+
+    CassandraStore.drop(url)
+    CassandraStore.create(url)
 
 
 def secret(member: str, device: str, seed: int) -> str:
@@ -68,10 +101,10 @@ def secret(member: str, device: str, seed: int) -> str:
 
 
 def _run(
-    result: ScenarioResult, workdir: Path, seed: int, n_members: int, n_victims: int, n_writers: int, n_commands: int
+    result: ScenarioResult, workdir: Path, url: str, seed: int, n_members: int, n_victims: int, n_writers: int,
+    n_commands: int,
 ) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{workdir / 'events.db'}"
     rules, catalogue = world()
     members = [f"f{k:02d}" for k in range(n_members)]
     rng = random.Random(f"{seed}:forgetting")
@@ -184,7 +217,13 @@ def _run(
                           commands_refused_after_forgetting=len(refused),
                           victims_named_in_read_models_before_forgetting=in_clear)
     setup_store.close()
-    _scan(result, workdir, members, victims, seed)
+    if url.startswith("cassandra:"):
+        from es_core.stores.cassandra import CassandraStore as Cassandra  # the driver: only on this path
+
+        with Cassandra.from_url(url) as scanner:  # a fresh handle: nothing cached from the run
+            _scan(result, workdir, members, victims, seed, scanner)
+    else:
+        _scan(result, workdir, members, victims, seed)
 
 
 def _events(store: EventStore, member: str) -> list[tuple[Any, ...]]:
@@ -216,20 +255,28 @@ def _check(
             result.problem("violation", f"{member}'s events changed while others were forgotten")
 
 
-def _scan(result: ScenarioResult, workdir: Path, members: list[str], victims: list[str], seed: int) -> None:
-    """Every file of the run, byte for byte, for every device name of a forgotten member."""
-    names = {m: [secret(m, d, seed).encode() for d in DEVICES] for m in members}
-    scanned = 0
-    for path in sorted(p for p in workdir.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        scanned += len(data)
-        for victim in victims:
-            for name in names[victim]:
-                if name in data:
-                    result.problem("violation", f"{path.name} holds {victim}'s device name in the clear",
-                                   "plaintext of a forgotten member left in a file")
-    result.figures.update(files_scanned=len(list(workdir.rglob("*"))), bytes_scanned=scanned)
+def _scan(
+    result: ScenarioResult, workdir: Path, members: list[str], victims: list[str], seed: int,
+    store: CassandraStore | None = None,
+) -> None:
+    """Every file of the run, byte for byte, and (given a Cassandra ``store``) every value of every
+    table of its keyspace, for every device name of a forgotten member."""
+    plaintexts = {v: [secret(v, d, seed).encode() for d in DEVICES] for v in victims}
+    totals = ScanTotals()
+    scan_files(workdir, plaintexts, totals)
+    where = f"{totals.files} files ({totals.bytes} bytes)"
+    if store is not None:
+        keyspace = store.keyspace
+        scan_keyspace(store.session, keyspace, plaintexts, totals)
+        result.figures.update(tables_scanned=totals.tables, rows_scanned=totals.rows, values_scanned=totals.values,
+                              rows_by_table=totals.rows_by_table)
+        where += f" and {totals.rows} rows of {totals.tables} tables of keyspace {keyspace}"
+        if not totals.rows_by_table.get("events"):  # a scan that read no event proves nothing
+            result.problem("violation", f"the scan of keyspace {keyspace} read no events")
+    for finding in totals.findings:  # one per file or column and member: each is named
+        result.problem("violation", f"{finding.where} holds {finding.owner}'s device name in the clear")
+    result.figures.update(files_scanned=totals.files, bytes_scanned=totals.bytes)
+    found = "plaintext of theirs found" if totals.findings else "no plaintext of theirs"
     result.summary = (
-        f"{len(victims)} of {len(members)} members forgotten under live writers and a projection; "
-        f"no plaintext of theirs in {result.figures['files_scanned']} files ({scanned} bytes)"
+        f"{len(victims)} of {len(members)} members forgotten under live writers and a projection; {found} in {where}"
     )
