@@ -31,6 +31,7 @@ import json
 import os
 import random
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ from .workload import (
     world,
 )
 
+NAMED_WITHIN = 60.0  # seconds the projection may take to show a victim's names before they are forgotten
 KEK = LocalKeyEncryptionKey(bytes(range(32)), "reliability-kek")  # a fixed test key: the run is seeded
 
 
@@ -190,8 +192,9 @@ def _run(
     in_clear = 0
     for k, victim in enumerate(victims):  # while the writers run
         milestones[k].wait()
-        seen = models_path.read_bytes() if models_path.exists() else b""
-        in_clear += any(secret(victim, d, seed).encode() in seen for d in DEVICES)
+        # the names went in before the threads started: wait for the projection to show them
+        # (a slow store or a crowded machine must not make the later scan prove nothing)
+        in_clear += _named_in(models_path, [secret(victim, d, seed).encode() for d in DEVICES], NAMED_WITHIN)
         before = {m: _events(setup_store, m) for m in members if m not in victims}
         outcome = forgetter.forget_member(victim, BASE_TIME + timedelta(minutes=k + 1), f"forget-{victim}")
         result.faults += 1
@@ -224,6 +227,18 @@ def _run(
             _scan(result, workdir, members, victims, seed, scanner)
     else:
         _scan(result, workdir, members, victims, seed)
+
+
+def _named_in(path: Path, names: list[bytes], seconds: float) -> bool:
+    """Whether the file at ``path`` holds one of ``names``, waiting up to ``seconds`` for it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        seen = path.read_bytes() if path.exists() else b""
+        if any(name in seen for name in names):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def _events(store: EventStore, member: str) -> list[tuple[Any, ...]]:
