@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,9 @@ from typing import Any
 
 import msgspec
 
-from downloads import load_rules, scaleout, whatif
+from downloads import load_rules, scaleout, simulate, whatif
 from downloads.rules import DEFAULT_RULES_PATH
-from es_core import EventStore, SQLiteStore, open_store
+from es_core import EventStore, RecordedEvent, SQLiteStore, open_store
 
 from .report import machine_info, rounded
 
@@ -138,9 +138,10 @@ def sqlite_history(config: ScaleoutConfig, client: Any, log: Log) -> str:
     """The history as a SQLite file under ``data``: simulated on the cluster into a temporary
     name, renamed when complete (an interrupted run leaves no half history to reuse)."""
     path = (config.data / f"scaleout-{config.members}x{config.days}-s{config.seed}.db").resolve()
-    if path.exists():
+    if path.exists() and _written_by_this_simulator(f"sqlite:///{path}", config, log):
         log(f"reusing {path}")
         return f"sqlite:///{path}"
+    SQLiteStore.remove_files(path)
     partial = path.with_suffix(".partial.db")
     SQLiteStore.remove_files(partial)
     log(f"simulating {config.members} members x {config.days} days (seed {config.seed}) into {path}")
@@ -163,9 +164,10 @@ def cassandra_history(config: ScaleoutConfig, client: Any, log: Log) -> str:
     keyspace = f"{base.rsplit('/', 1)[1]}_{config.members}x{config.days}_s{config.seed}"
     url = f"{base.rsplit('/', 1)[0]}/{keyspace}" + (f"?{query}" if query else "")
     marker = config.data / f"scaleout-cassandra-{keyspace}.done"
-    if marker.exists() and marker.read_text().strip() == url:
+    if marker.exists() and marker.read_text().strip() == url and _written_by_this_simulator(url, config, log):
         log(f"reusing {url}")
         return url
+    marker.unlink(missing_ok=True)
     CassandraStore.drop(url)
     log(f"simulating {config.members} members x {config.days} days (seed {config.seed}) into {url}")
     with open_store(url) as store:
@@ -174,6 +176,25 @@ def cassandra_history(config: ScaleoutConfig, client: Any, log: Log) -> str:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(url + "\n")
     return url
+
+
+def _written_by_this_simulator(url: str, config: ScaleoutConfig, log: Log, members: int = 3) -> bool:
+    """Whether a kept history is the one today's simulator writes: its first ``members``
+    members simulated again into memory must match it event for event (a history kept from an
+    older simulator would make the stores' figures incomparable)."""
+    with open_store("memory://") as fresh, open_store(url) as kept:
+        simulate(fresh, members=config.members, days=config.days, seed=config.seed,
+                 only=range(min(members, config.members)))
+        streams = sorted({e.stream_id for e in fresh.read_all()})
+        for stream_id in streams:
+            if _contents(fresh.read_stream(stream_id)) != _contents(kept.read_stream(stream_id)):
+                log(f"{url} holds another simulator's history ({stream_id} differs): simulating it again")
+                return False
+    return True
+
+
+def _contents(events: Iterable[RecordedEvent]) -> list[tuple[Any, ...]]:
+    return [(e.version, e.event_id, e.event_type, e.data) for e in events]
 
 
 @contextmanager
