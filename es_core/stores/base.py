@@ -412,10 +412,16 @@ class EventStore(abc.ABC):
     def has_key_store(self, scope: str = "default") -> bool:
         """Whether this backend's key table holds a key store under ``scope``: the store was
         protected, and reading its personal fields needs ``protect`` with its key-encryption
-        key. Answers without the key, on any handle (its key table is created if missing)."""
+        key. Answers without the key, on any handle, and writes nothing: a backend whose key
+        tables were never created answers False without creating them."""
         if not isinstance(scope, str) or not scope:
             raise InvalidInputError("a key store scope is a non-empty str")
-        return self.key_table().read_check(scope) is not None
+        return self._key_tables_exist() and self.key_table().read_check(scope) is not None
+
+    def _key_tables_exist(self) -> bool:
+        """Whether this backend's key tables exist already (asked before ``key_table`` would
+        create them: a read-only command must not change the schema)."""
+        return True
 
     def key_table(self) -> KeyTable:
         """This backend's own table of wrapped data keys (created on first use)."""

@@ -373,6 +373,16 @@ class CassandraStore(EventStore):
             if rows:
                 yield [stored(stream_id, row) for stream_id, row in rows]
 
+    def _key_tables_exist(self) -> bool:
+        if self._key_table is not None:
+            return True
+        with TRANSLATED:
+            found = self._live().execute(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s AND table_name = %s",
+                (self.keyspace, "key_store_checks"),
+            )
+            return found.one() is not None
+
     def key_table(self) -> KeyTable:
         """Wrapped data keys in this keyspace (``es_core.stores.cassandra_keys``), created on first use."""
         if self._key_table is None:

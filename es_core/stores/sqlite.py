@@ -174,6 +174,13 @@ class SQLiteStore(EventStore):
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r})"
 
+    def _key_tables_exist(self) -> bool:
+        if self._key_table is not None:
+            return True
+        with self._lock, _TRANSLATED:
+            found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'key_store_checks'")
+            return found.fetchone() is not None
+
     def key_table(self) -> KeyTable:
         """Wrapped data keys in this file (``es_core.stores.sqlite_keys``)."""
         if self._key_table is None:
