@@ -60,9 +60,10 @@ from .workload import (
     MemberView,
     learn,
     next_command,
-    send,
+    send_until_answered,
     service_for,
     subscribe_all,
+    until_answered,
     verify_members,
     world,
 )
@@ -72,7 +73,13 @@ KEK = LocalKeyEncryptionKey(bytes(range(32)), "reliability-kek")  # a fixed test
 
 
 def run_forgetting(
-    workdir: Path, *, seed: int, store_url: str = "", members: int = 8, victims: int = 2, writers: int = 3,
+    workdir: Path,
+    *,
+    seed: int,
+    store_url: str = "",
+    members: int = 8,
+    victims: int = 2,
+    writers: int = 3,
     commands: int = 60,
 ) -> ScenarioResult:
     """On a SQLite file in ``workdir``, or on the Cassandra keyspace ``store_url`` names, which is
@@ -103,7 +110,13 @@ def secret(member: str, device: str, seed: int) -> str:
 
 
 def _run(
-    result: ScenarioResult, workdir: Path, url: str, seed: int, n_members: int, n_victims: int, n_writers: int,
+    result: ScenarioResult,
+    workdir: Path,
+    url: str,
+    seed: int,
+    n_members: int,
+    n_victims: int,
+    n_writers: int,
     n_commands: int,
 ) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -122,10 +135,19 @@ def _run(
     acks = subscribe_all(setup, members, "setup")
     for member in members:  # names for the two devices every member starts with
         for k, device in enumerate(DEVICES[2:4]):
-            acks.append(send(setup, RegisterDevice(
-                member_id=member, at=BASE_TIME, request_id=f"setup-name-{member}-{k}", device_id=device,
-                kind=device, device_name=secret(member, device, seed),
-            )))
+            acks.append(
+                send_until_answered(
+                    setup,
+                    RegisterDevice(
+                        member_id=member,
+                        at=BASE_TIME,
+                        request_id=f"setup-name-{member}-{k}",
+                        device_id=device,
+                        kind=device,
+                        device_name=secret(member, device, seed),
+                    ),
+                )
+            )
     stop = threading.Event()
     milestones = [threading.Event() for _ in victims]  # writer 0 passes them: forget then
     errors: list[str] = []
@@ -147,10 +169,15 @@ def _run(
                 at = BASE_TIME + timedelta(minutes=i + 1, seconds=w)
                 command = next_command(wrng, member, f"w{w}-c{i}", at, views[member])
                 if isinstance(command, RegisterDevice):  # a new device gets a name too
-                    command = RegisterDevice(member_id=member, at=at, request_id=command.request_id,
-                                             device_id=command.device_id, kind=command.kind,
-                                             device_name=secret(member, command.device_id, seed))
-                ack = send(service, command)
+                    command = RegisterDevice(
+                        member_id=member,
+                        at=at,
+                        request_id=command.request_id,
+                        device_id=command.device_id,
+                        kind=command.kind,
+                        device_name=secret(member, command.device_id, seed),
+                    )
+                ack = send_until_answered(service, command)  # an unknown outcome: sent again
                 learn(views[member], command, ack)
                 with lock:
                     acks.append(ack)
@@ -167,7 +194,8 @@ def _run(
         try:
             while True:
                 finished = stop.is_set()
-                models.catch_up()
+                calls = until_answered(models.catch_up)[1]  # a read that timed out is read again
+                result.figures["reads_retried"] = result.figures.get("reads_retried", 0) + calls - 1
                 _write_rows(models_path, models)
                 result.figures["projection_catch_ups"] = result.figures.get("projection_catch_ups", 0) + 1
                 if finished:
@@ -196,7 +224,10 @@ def _run(
         # (a slow store or a crowded machine must not make the later scan prove nothing)
         in_clear += _named_in(models_path, [secret(victim, d, seed).encode() for d in DEVICES], NAMED_WITHIN)
         before = {m: _events(setup_store, m) for m in members if m not in victims}
-        outcome = forgetter.forget_member(victim, BASE_TIME + timedelta(minutes=k + 1), f"forget-{victim}")
+        outcome, calls = until_answered(
+            lambda v=victim, k=k: forgetter.forget_member(v, BASE_TIME + timedelta(minutes=k + 1), f"forget-{v}")
+        )
+        result.figures["forgets_retried"] = result.figures.get("forgets_retried", 0) + calls - 1
         result.faults += 1
         acks.append(Ack("forget-" + victim, victim, "ForgetMember", outcome.status, outcome.events))
     for thread in threads:
@@ -213,12 +244,20 @@ def _run(
     _check(result, setup_store, members, victims, before, seed)
     survivors = [m for m in members if m not in victims]
     verify_members(setup_store, survivors, [a for a in acks if a.member_id in survivors], rules, catalogue, result)
-    refused = [a for a in acks if a.member_id in victims and a.error in
-               (MemberForgottenError.__name__, SubjectForgottenError.__name__)]
+    refused = [
+        a
+        for a in acks
+        if a.member_id in victims and a.error in (MemberForgottenError.__name__, SubjectForgottenError.__name__)
+    ]
     result.acknowledged = sum(1 for a in acks if a.answered)
-    result.figures.update(members=n_members, victims=n_victims, writers=n_writers,
-                          commands_refused_after_forgetting=len(refused),
-                          victims_named_in_read_models_before_forgetting=in_clear)
+    result.figures.update(
+        members=n_members,
+        victims=n_victims,
+        writers=n_writers,
+        commands_refused_after_forgetting=len(refused),
+        commands_retried=sum(1 for a in acks if a.attempts > 1),
+        victims_named_in_read_models_before_forgetting=in_clear,
+    )
     setup_store.close()
     if url.startswith("cassandra:"):
         from es_core.stores.cassandra import CassandraStore as Cassandra  # the driver: only on this path
@@ -254,12 +293,19 @@ def _write_rows(path: Path, models: ReadModels) -> None:
 
 
 def _check(
-    result: ScenarioResult, store: EventStore, members: list[str], victims: list[str],
-    before: dict[str, list[tuple[Any, ...]]], seed: int,
+    result: ScenarioResult,
+    store: EventStore,
+    members: list[str],
+    victims: list[str],
+    before: dict[str, list[tuple[Any, ...]]],
+    seed: int,
 ) -> None:
     for member in members:
-        names = [e.data["device_name"] for e in store.read_stream(f"member-{member}")
-                 if e.event_type == "DeviceRegistered" and e.data.get("device_name")]
+        names = [
+            e.data["device_name"]
+            for e in store.read_stream(f"member-{member}")
+            if e.event_type == "DeviceRegistered" and e.data.get("device_name")
+        ]
         if member in victims:
             if any(name != FORGOTTEN for name in names):
                 result.problem("violation", f"{member} is forgotten but a device name reads in the clear")
@@ -271,7 +317,11 @@ def _check(
 
 
 def _scan(
-    result: ScenarioResult, workdir: Path, members: list[str], victims: list[str], seed: int,
+    result: ScenarioResult,
+    workdir: Path,
+    members: list[str],
+    victims: list[str],
+    seed: int,
     store: CassandraStore | None = None,
 ) -> None:
     """Every file of the run, byte for byte, and (given a Cassandra ``store``) every value of every
@@ -283,8 +333,12 @@ def _scan(
     if store is not None:
         keyspace = store.keyspace
         scan_keyspace(store.session, keyspace, plaintexts, totals)
-        result.figures.update(tables_scanned=totals.tables, rows_scanned=totals.rows, values_scanned=totals.values,
-                              rows_by_table=totals.rows_by_table)
+        result.figures.update(
+            tables_scanned=totals.tables,
+            rows_scanned=totals.rows,
+            values_scanned=totals.values,
+            rows_by_table=totals.rows_by_table,
+        )
         where += f" and {totals.rows} rows of {totals.tables} tables of keyspace {keyspace}"
         if not totals.rows_by_table.get("events"):  # a scan that read no event proves nothing
             result.problem("violation", f"the scan of keyspace {keyspace} read no events")
@@ -295,3 +349,6 @@ def _scan(
     result.summary = (
         f"{len(victims)} of {len(members)} members forgotten under live writers and a projection; {found} in {where}"
     )
+    retried = sum(result.figures.get(k, 0) for k in ("commands_retried", "forgets_retried", "reads_retried"))
+    if retried:  # unknown outcomes and timeouts on a replicated store: sent again, never applied twice
+        result.summary += f" ({retried} calls sent again after a store error)"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from downloads import (
     AcquireLicense,
@@ -37,7 +38,7 @@ from downloads import (
     load_rules,
     new_registry,
 )
-from es_core import EventStore, SnapshotPolicy
+from es_core import EventStore, SnapshotPolicy, StoreUnavailableError
 
 from .invariants import StreamCheck, check_member_stream, replay_matches
 from .report import ScenarioResult
@@ -56,6 +57,7 @@ TITLES = (
 )
 PLANS = ("basic", "standard", "standard", "premium")
 DEVICES = ("phone", "tablet", "laptop", "tv", "car")
+T = TypeVar("T")
 SNAPSHOTS = SnapshotPolicy(every=5, keep=2)  # snapshot often, so loads mix snapshots and tails
 
 
@@ -175,14 +177,39 @@ def send(service: DownloadService, command: Command) -> Ack:
         return Ack.refused(command, exc)
 
 
+def until_answered(call: Callable[[], T], *, attempts: int = 20) -> tuple[T, int]:
+    """``call()``, called again while the store fails (an outcome unknown included), as a client
+    of a replicated store must; with the number of calls. Safe only for calls that a repeat
+    cannot apply twice: a command under the same request id (an attempt that landed is answered
+    from the member's memory), forgetting a member, a read. The last failure propagates."""
+    for attempt in range(1, attempts):
+        try:
+            return call(), attempt
+        except StoreUnavailableError:
+            time.sleep(min(0.05 * attempt, 1.0))  # a paxos round or a node restart, not a tight loop
+    return call(), attempts
+
+
+def send_until_answered(service: DownloadService, command: Command, *, attempts: int = 20) -> Ack:
+    """``send`` through ``until_answered``; ``Ack.attempts`` counts the sends."""
+    ack, sends = until_answered(lambda: send(service, command), attempts=attempts)
+    ack.attempts = sends
+    return ack
+
+
 def subscribe_all(service: DownloadService, members: Iterable[str], tag: str) -> list[Ack]:
-    """Each member joins (plans in turn: basic, standard, standard, premium) with two devices."""
+    """Each member joins (plans in turn: basic, standard, standard, premium) with two devices
+    (a store failure retried: the set-up is not what a scenario tests)."""
     acks = []
     for k, member in enumerate(members):
         base = {"member_id": member, "at": BASE_TIME}
-        acks.append(send(service, Subscribe(**base, request_id=f"{tag}-join-{k}", plan=PLANS[k % len(PLANS)])))
+        acks.append(
+            send_until_answered(service, Subscribe(**base, request_id=f"{tag}-join-{k}", plan=PLANS[k % len(PLANS)]))
+        )
         for device in DEVICES[:2]:
-            acks.append(send(service, RegisterDevice(**base, request_id=f"{tag}-{device}-{k}", device_id=device)))
+            acks.append(
+                send_until_answered(service, RegisterDevice(**base, request_id=f"{tag}-{device}-{k}", device_id=device))
+            )
     return acks
 
 
