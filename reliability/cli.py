@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .cluster import DEFAULT_HOME, Cluster, cluster_addresses, cluster_url, running_cluster, start_all
+from .cluster import DEFAULT_HOME, Cluster, addresses_of, cluster_addresses, cluster_url, running_cluster, start_all
 from .cluster_scenarios import BY_NAME, SIZES
 from .report import ScenarioResult, as_json, format_table, run_passed
 
@@ -195,7 +195,7 @@ def _on_cluster(
     before = len(results)
     try:
         if args.running_cluster:
-            cluster = Cluster(home or DEFAULT_HOME, cluster_addresses())
+            cluster = Cluster(home or DEFAULT_HOME, addresses_of(home or DEFAULT_HOME))
             run_all(names, cluster)
             return {"addresses": cluster.addresses, "started_by": "python -m reliability cluster start"}
         with running_cluster(home, keep=args.keep) as cluster:
@@ -214,7 +214,7 @@ def _on_cluster(
 
 def _cluster_command(args: argparse.Namespace) -> int:
     home = Path(args.cluster_home) if args.cluster_home else DEFAULT_HOME
-    cluster = Cluster(home, cluster_addresses())
+    cluster = Cluster(home, cluster_addresses() if args.action == "start" else addresses_of(home))
     if args.action == "start":
         figures = start_all(cluster)
         print(f"cluster {','.join(cluster.addresses)} up in {figures['cluster_ready_seconds']}s (home {home})")
@@ -310,9 +310,7 @@ def _forgetting_runners(
         assert cluster is not None
         url = cluster_url(cluster, FORGETTING_KEYSPACE, connect_timeout=15)
         return [lambda: run_forgetting(workdir / "forgetting-cassandra", seed=args.seed, store_url=url, **sized)]
-    rows: list[Callable[[], ScenarioResult]] = [
-        lambda: run_forgetting(workdir / "forgetting", seed=args.seed, **sized)
-    ]
+    rows: list[Callable[[], ScenarioResult]] = [lambda: run_forgetting(workdir / "forgetting", seed=args.seed, **sized)]
     url, why = cassandra_race_url(args.store_url)
     if url:
         own = with_keyspace(url, FORGETTING_KEYSPACE)

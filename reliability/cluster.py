@@ -47,6 +47,19 @@ def cluster_addresses() -> list[str]:
     return ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
+ADDRESSES_FILE = "addresses"  # in the cluster's home: the addresses its nodes were started on
+
+
+def addresses_of(home: Path) -> list[str]:
+    """The addresses of the cluster started in ``home`` (recorded by ``start_all``), else the ones
+    a new cluster would take. Recorded, because a cluster's own node on 127.0.0.1 makes
+    ``cluster_addresses()`` choose other addresses: stop and status must find the running nodes."""
+    recorded = home / ADDRESSES_FILE
+    if not os.environ.get("ES_RELIABILITY_CLUSTER_ADDRESSES") and recorded.is_file():
+        return [a for a in recorded.read_text().split() if a]
+    return cluster_addresses()
+
+
 @dataclass
 class Cluster:
     """Three nodes run by ``scripts/cassandra-node`` in one scratch directory of their own."""
@@ -237,6 +250,8 @@ def start_all(cluster: Cluster) -> dict[str, object]:
     for address in cluster.addresses:
         if port_open(address, 9042):
             raise RuntimeError(f"{address}:9042 is already in use; set ES_RELIABILITY_CLUSTER_ADDRESSES")
+    cluster.home.mkdir(parents=True, exist_ok=True)
+    (cluster.home / ADDRESSES_FILE).write_text("\n".join(cluster.addresses) + "\n")
     starts = [cluster.start(a) for a in cluster.addresses]
     status = cluster.nodetool(cluster.addresses[0], "status").stdout
     up = sum(1 for line in status.splitlines() if line.startswith("UN"))

@@ -117,8 +117,12 @@ def test_forgettings_cassandra_row_runs_on_the_node_or_else_on_the_cluster_or_sa
     asked = _forgetting_rows(monkeypatch, tmp_path, "forgetting", node=True)
     assert asked == [] and rows() == [
         ("forgetting", "sqlite", "", ""),
-        ("forgetting", "cassandra", "", "cassandra://127.0.0.9:9042/es_reliability_forgetting"
-         "?replication_factor=1&consistency=QUORUM"),
+        (
+            "forgetting",
+            "cassandra",
+            "",
+            "cassandra://127.0.0.9:9042/es_reliability_forgetting?replication_factor=1&consistency=QUORUM",
+        ),
     ]
     # none answers and no cluster follows: skipped, saying why
     asked = _forgetting_rows(monkeypatch, tmp_path, "forgetting", node=False)
@@ -142,8 +146,9 @@ def test_on_the_cluster_forgetting_uses_its_own_keyspace_and_an_unstarted_cluste
     from reliability.cluster import Cluster
 
     cluster = Cluster(tmp_path, ["127.0.0.1", "127.0.0.2", "127.0.0.3"])
-    args = argparse.Namespace(size="small", seed=7, store_url="", cluster_home=str(tmp_path), running_cluster=False,
-                              keep=False)
+    args = argparse.Namespace(
+        size="small", seed=7, store_url="", cluster_home=str(tmp_path), running_cluster=False, keep=False
+    )
     monkeypatch.setattr(forgetting, "run_forgetting", _fake_forgetting)  # type: ignore[attr-defined]
     (runner,) = cli._runners(FORGETTING_ON_CLUSTER, args, tmp_path, cluster)
     url = runner().summary  # every node, replication factor 3, QUORUM
@@ -158,6 +163,20 @@ def test_on_the_cluster_forgetting_uses_its_own_keyspace_and_an_unstarted_cluste
     results: list[ScenarioResult] = []
     cli._on_cluster([FORGETTING_ON_CLUSTER, "kill-client"], args, lambda *a: None, results, None)
     assert [(r.scenario, r.store, r.status) for r in results] == [
-        ("forgetting", "cassandra", "error"), ("kill-client", "cassandra", "error")
+        ("forgetting", "cassandra", "error"),
+        ("kill-client", "cassandra", "error"),
     ]
     assert "no Java" in results[0].error
+
+
+def test_stop_and_status_find_the_addresses_the_cluster_was_started_on(monkeypatch: object, tmp_path: Path) -> None:
+    # a cluster on 127.0.0.1-3 makes a new cluster choose 127.0.0.11-13: stop must not
+    import reliability.cluster as cluster_module
+
+    monkeypatch.delenv("ES_RELIABILITY_CLUSTER_ADDRESSES", raising=False)  # type: ignore[attr-defined]
+    monkeypatch.setattr(cluster_module, "port_open", lambda *_: True)  # type: ignore[attr-defined]
+    assert cluster_module.addresses_of(tmp_path) == ["127.0.0.11", "127.0.0.12", "127.0.0.13"]  # none recorded
+    (tmp_path / cluster_module.ADDRESSES_FILE).write_text("127.0.0.1\n127.0.0.2\n127.0.0.3\n")
+    assert cluster_module.addresses_of(tmp_path) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    monkeypatch.setenv("ES_RELIABILITY_CLUSTER_ADDRESSES", "127.0.0.21")  # type: ignore[attr-defined]
+    assert cluster_module.addresses_of(tmp_path) == ["127.0.0.21"]  # the user's choice wins
