@@ -351,4 +351,4 @@ def _scan(
     )
     retried = sum(result.figures.get(k, 0) for k in ("commands_retried", "forgets_retried", "reads_retried"))
     if retried:  # unknown outcomes and timeouts on a replicated store: sent again, never applied twice
-        result.summary += f" ({retried} calls sent again after a store error)"
+        result.summary += f" ({retried} call{'s' if retried != 1 else ''} sent again after a store error)"
