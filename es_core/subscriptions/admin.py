@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from ..errors import InvalidPositionError, SubscriptionError, SubscriptionRunningError
+from ..errors import InvalidPositionError, InvalidSubscriptionError, SubscriptionError, SubscriptionRunningError
 from ..stores.base import EventStore
 from ..stores.memory import MemoryStore
 from ..stores.sqlite import SQLiteStore
@@ -63,7 +62,7 @@ class SubscriptionAdmin:
         oldest = next(iter(self.store.read_all(after=position, limit=1, as_stored=True)), None)
         if oldest is None:
             return 0, 0.0
-        waited = max(0.0, (datetime.now(UTC) - oldest.recorded_at).total_seconds())
+        waited = max(0.0, (self.store.clock() - oldest.recorded_at).total_seconds())  # the store's time, as it records
         if isinstance(self.store, MemoryStore | SQLiteStore):  # dense positions: the difference counts events
             return head - position, waited
         count = sum(1 for _ in self.store.read_all(after=position, limit=LAG_COUNT_CAP, as_stored=True))
@@ -104,7 +103,8 @@ class SubscriptionAdmin:
 
     def skip(self, name: str, event_id: uuid.UUID | str, reason: str) -> SkippedEvent:
         """Never hand event ``event_id`` to ``name``'s handler (a parked one leaves the parked
-        table); the reason is recorded with the time. Takes effect at the next page."""
+        table); the reason is recorded with the time. A running copy reads the skips at the start of
+        each pass (a ``catch_up()`` call, or a poll of ``run``): one under way may still deliver it."""
         self.checkpoints.get(check_name(name))
         skip = SkippedEvent(name, check_event_id(event_id), check_reason(reason), self.checkpoints.clock())
         self.checkpoints._add_skip(skip)
@@ -123,6 +123,8 @@ class SubscriptionAdmin:
         the live one), refusing unless it is within ``max_lag_events`` of the settled position.
         Readers that resolve the alias see the old model whole, then the new one whole."""
         alias = check_name(alias)
+        if isinstance(max_lag_events, bool) or not isinstance(max_lag_events, int) or max_lag_events < 0:
+            raise InvalidSubscriptionError(f"max_lag_events must be an int >= 0, not {max_lag_events!r}")
         state = self.checkpoints.get(check_name(name))
         settled = self.store.settled_position()
         behind = sum(1 for r in self.store.read_all(after=state.position, limit=max_lag_events + 1, as_stored=True)

@@ -24,6 +24,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..errors import EventSourcingError, InvalidStoreUrlError
@@ -36,6 +37,9 @@ from .records import SubscriptionStatus
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.store.startswith("sqlite:") and not Path(sqlite_path(args.store)).is_file():
+            # opening would create an empty database: a mistyped path must not become a store
+            raise InvalidStoreUrlError(f"no SQLite store at {sqlite_path(args.store)!r}")
         store = open_store(args.store)
     except EventSourcingError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ error and the subscription goes on (``on_poison="park"``), or it stops before th
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -100,11 +101,12 @@ class Subscription:
             raise InvalidSubscriptionError(f"max_attempts must be a positive int, not {max_attempts!r}")
         if on_poison not in (PARK, STOP):
             raise InvalidSubscriptionError(f"on_poison must be {PARK!r} or {STOP!r}, not {on_poison!r}")
-        if not isinstance(lease_seconds, int | float) or lease_seconds <= 0:
-            raise InvalidSubscriptionError(f"lease_seconds must be positive, not {lease_seconds!r}")
-        low, high = poll
-        if not 0 < low <= high:
+        if not _is_number(lease_seconds) or not 0 < lease_seconds < math.inf:
+            raise InvalidSubscriptionError(f"lease_seconds must be a positive number, not {lease_seconds!r}")
+        if not (isinstance(poll, tuple | list) and len(poll) == 2 and all(_is_number(p) for p in poll)
+                and 0 < poll[0] <= poll[1] < math.inf):
             raise InvalidSubscriptionError(f"poll is (shortest, longest) pause, 0 < shortest <= longest, not {poll!r}")
+        low, high = poll
         if registry is not None:
             registry.validate()
         self.store, self.checkpoints, self.handler = store, checkpoints, handler
@@ -278,9 +280,10 @@ class Subscription:
 
     def _apply_page(self, records: list[StoredEvent]) -> None:
         failed_at: int | None = None
+        failure: _HandlerFailed | None = None
         try:
             with self.checkpoints.page(self.name, self.owner, self.position, self._lease_until()) as page:
-                done = self._deliver_all(records, page)
+                done, failure = self._deliver_all(records, page)
                 if done < len(records):
                     if self.checkpoints.rolls_back:
                         raise _PageRolledBack
@@ -293,32 +296,37 @@ class Subscription:
             self.position = page.position
             self.delivered += len(records) if failed_at is None else failed_at
         if failed_at is not None:
-            for row in records[failed_at:]:
-                self._apply_one(_record(row))
+            for i, row in enumerate(records[failed_at:], failed_at):
+                # the failing record has had its first attempt: max_attempts counts every call
+                self._apply_one(_record(row), failure if i == done else None)
 
-    def _deliver_all(self, records: list[StoredEvent], page: Page) -> int:
-        """Hand over a page's records in order; how many went through before a handler failed
-        (which ``_apply_one`` then tells from unreadable stored bytes)."""
+    def _deliver_all(self, records: list[StoredEvent], page: Page) -> tuple[int, _HandlerFailed | None]:
+        """Hand over a page's records in order; how many went through before a handler failed,
+        and its failure (None for unreadable stored bytes, which ``_apply_one`` meets again)."""
         if self.registry is not None or self._skips:
             for i, row in enumerate(records):
                 try:
                     self._deliver(_record(row), page)
-                except _HandlerFailed:
-                    return i
-            return len(records)
+                except _HandlerFailed as failed:
+                    return i, failed
+            return len(records), None
         # the common case, in as few Python calls per record as can be: the named tuples made
         # with tuple.__new__ (a Delivery's own __new__ is a Python function)
         handler, tx, new, kind = self.handler, page.handle, tuple.__new__, StoredRecord
         for i, row in enumerate(records):
             try:
                 handler(new(Delivery, (new(kind, row), None, tx)))
-            except Exception:
-                return i
-        return len(records)
+            except StoreCorruptionError:
+                return i, None
+            except Exception as exc:
+                return i, _HandlerFailed(_record(row), exc)
+        return len(records), None
 
-    def _apply_one(self, record: Record) -> None:
-        error: _HandlerFailed | None = None
-        for _attempt in range(self.max_attempts):
+    def _apply_one(self, record: Record, failed: _HandlerFailed | None = None) -> None:
+        """Deliver ``record`` alone, up to ``max_attempts`` calls in all (``failed``: the first
+        was made, in its page), then park it or stop."""
+        error = failed
+        for _attempt in range(self.max_attempts - (failed is not None)):
             try:
                 with self.checkpoints.page(self.name, self.owner, self.position, self._lease_until()) as page:
                     self._deliver(record, page)
@@ -385,7 +393,9 @@ class Subscription:
             self._acquire(None, wait=False)
         try:
             for item in parked:
-                record = next(iter(self.store.read_all(after=item.position - 1, limit=1)), None)
+                # as stored, like every delivery: the handler gets a StoredRecord here too
+                page_rows = next(iter(self.store.read_all_stored(after=item.position - 1, limit=1)), [])
+                record = _record(page_rows[0]) if page_rows else None
                 if record is None or record.event_id != item.event_id:
                     outcome[item.event_id] = "the event is no longer in the store"
                     continue
@@ -402,6 +412,10 @@ class Subscription:
             if not held:
                 self.checkpoints.release(self.name, self.owner)
         return outcome
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _record(row: StoredEvent) -> StoredRecord:

@@ -51,8 +51,17 @@ def test_status_and_parked(url: str, capsys: pytest.CaptureFixture[str]) -> None
     assert _run(url, "status", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["subscriptions"][0] | {"lag_seconds": 0} == {
-        "name": "demo", "position": 6, "head": 6, "lag_events": 0, "lag_seconds": 0, "status": "active",
-        "running": False, "owner": None, "parked": 1, "reset_to": None, "last_error": "",
+        "name": "demo",
+        "position": 6,
+        "head": 6,
+        "lag_events": 0,
+        "lag_seconds": 0,
+        "status": "active",
+        "running": False,
+        "owner": None,
+        "parked": 1,
+        "reset_to": None,
+        "last_error": "",
     }
     assert _run(url, "status") == 0
     assert "demo" in capsys.readouterr().out
@@ -106,7 +115,8 @@ def protected_url(tmp_path: Path) -> str:
     return demo_store(
         f"sqlite:///{tmp_path}/protected.db",
         lambda i: NewEvent(event_type="DeviceRegistered", data={"device_name": f"{NAME} {i}"}),
-        behind=2, protected=True,
+        behind=2,
+        protected=True,
     )
 
 
@@ -129,9 +139,27 @@ def test_every_command_works_on_a_protected_store_without_its_key(
     out = capsys.readouterr().out
     parked = json.loads(out.splitlines()[-1])
     assert [(p["position"], p["event_type"]) for p in parked] == [(3, "DeviceRegistered")]
-    for argv in (("pause", "demo"), ("reset", "demo", "--to", "8"), ("resume", "demo"),
-                 ("skip", "demo", parked[0]["event_id"], "--reason", "a bad deploy")):
+    for argv in (
+        ("pause", "demo"),
+        ("reset", "demo", "--to", "8"),
+        ("resume", "demo"),
+        ("skip", "demo", parked[0]["event_id"], "--reason", "a bad deploy"),
+    ):
         assert _run(protected_url, *argv) == 0
     assert NAME not in out + capsys.readouterr().out
     state = SQLiteCheckpoints(tmp_path / "protected.db").get("demo")
     assert (state.status, state.reset_to) == ("active", 8)
+
+
+def test_a_mistyped_store_path_is_refused_and_no_file_is_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["status"], ["pause", "nope"]):
+        assert main(["--store", f"sqlite:///{tmp_path}/typo/events.db", *command]) == 1
+        assert "no SQLite store at" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_promote_refuses_a_negative_lag_limit(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(url, "promote", "model", "demo", "--max-lag", "-5") == 1
+    assert "max_lag_events must be an int >= 0" in capsys.readouterr().err
