@@ -40,6 +40,7 @@ __all__ = [
 
 _NONCE = 12
 _CHECK = b"es-workbench key store check"
+CACHE_ENTRIES = 10_000  # data keys a key store keeps in memory at most
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -290,8 +291,11 @@ class KeyStore:
         created). ``create`` makes a key for a subject without one (first writer wins)."""
         now = time.monotonic()
         cached = self._cache.get(subject)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        if cached is not None:
+            if cached[1] > now:
+                return cached[0]
+            with self._lock:  # expired: a key forgotten meanwhile must not stay in memory
+                self._cache.pop(subject, None)
         row = self.table.read(self.scope, subject)
         if row is None and create:
             fresh = AESGCM.generate_key(bit_length=256)
@@ -301,8 +305,18 @@ class KeyStore:
             return None
         aead = AESGCM(self._unwrap(row.kek_id, row.wrapped, subject))
         with self._lock:
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._evict(now)
             self._cache[subject] = (aead, now + self.cache_seconds)
         return aead
+
+    def _evict(self, now: float) -> None:
+        """Drop expired keys, then the oldest, to keep the cache under ``CACHE_ENTRIES`` (a
+        replay of every member must not hold every member's key). Called with the lock held."""
+        for subject in [s for s, (_, until) in self._cache.items() if until <= now]:
+            del self._cache[subject]
+        while len(self._cache) >= CACHE_ENTRIES:
+            del self._cache[next(iter(self._cache))]
 
     def sealing_cipher(self, subject: str) -> AESGCM:
         """The cipher to seal new personal fields with; ``SubjectForgottenError`` if forgotten."""
@@ -342,6 +356,7 @@ class KeyStore:
         Returns how many keys were re-wrapped."""
         if not isinstance(new_kek, KeyEncryptionKey):
             raise InvalidInputError(f"expected a KeyEncryptionKey, not {type(new_kek).__name__}")
+        self._refuse_another_key_under_a_known_id(new_kek)
         self._keks[new_kek.key_id] = new_kek
         done = 0
         for subject, row in self.table.rows(self.scope):
@@ -353,6 +368,27 @@ class KeyStore:
         self.table.write_check(self.scope, new_kek.key_id, new_kek.wrap(_CHECK, self._context("")))
         self._kek = new_kek
         return done
+
+    def _refuse_another_key_under_a_known_id(self, new_kek: KeyEncryptionKey) -> None:
+        """Keys already wrapped under ``new_kek``'s id are skipped by a rotation, so that id must
+        be ``new_kek`` itself (a resumed rotation), never another secret given the same id: that
+        rotation would re-wrap nothing, and the store would no longer open."""
+        check = self.table.read_check(self.scope)
+        if check is not None and check[0] == new_kek.key_id:
+            subject, wrapped = "", check[1]
+        else:
+            found = next(((s, r.wrapped) for s, r in self.table.rows(self.scope)
+                          if r.wrapped is not None and r.kek_id == new_kek.key_id), None)
+            if found is None:
+                return  # a new id: nothing to compare
+            subject, wrapped = found
+        try:
+            new_kek.unwrap(wrapped, self._context(subject))
+        except Exception:  # a KEK's own error, whatever its kind: it is not the key behind that id
+            raise InvalidInputError(
+                f"key-encryption key {new_kek.key_id!r} is not the key this store's keys are wrapped with under "
+                "that id: a new key-encryption key needs a new key_id"
+            ) from None
 
     def _unwrap(self, kek_id: str, wrapped: bytes, subject: str) -> bytes:
         kek = self._keks.get(kek_id)

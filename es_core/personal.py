@@ -39,6 +39,7 @@ FORGOTTEN = "<forgotten>"
 ``str``; ``EventRegistry`` checks this at registration)."""
 
 SEALED_KEY = "$personal"
+_RESERVED = b'"$personal"'  # the key as JSON writes it: a cheap test before decoding
 """The data key under which an event's sealed personal fields are stored:
 ``{"subject": ..., "fields": [...], "sealed": base64(nonce + AES-GCM ciphertext)}``. Reserved:
 an event whose data uses it is refused (``InvalidInputError``)."""
@@ -117,6 +118,9 @@ class Sealer:
         """The events with their personal fields sealed (unchanged when they have none).
         ``SubjectForgottenError`` for a forgotten subject's personal fields: nothing is written."""
         fields = self.personal.fields
+        for e in events:  # a reader would take the key for a sealed entry: refused in every event
+            if e.event_type not in fields and _RESERVED in e.data and SEALED_KEY in _decode(e.data):
+                raise InvalidInputError(f"event data may not use the reserved key {SEALED_KEY!r}")
         if not any(e.event_type in fields for e in events):
             return events
         subject = self.personal.subject(stream_id)
@@ -145,11 +149,11 @@ class Sealer:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def open_data(self, event_type: str, data: dict[str, Any]) -> None:
+    def open_data(self, stream_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Put the sealed fields back into ``data`` (in place), or ``FORGOTTEN`` for each."""
-        data.update(_decode(self._open_envelope(event_type, data.pop(SEALED_KEY))))
+        data.update(_decode(self._open_envelope(stream_id, event_type, data.pop(SEALED_KEY))))
 
-    def _open_envelope(self, event_type: str, envelope: object) -> bytes:
+    def _open_envelope(self, stream_id: str, event_type: str, envelope: object) -> bytes:
         """The sealed fields as the JSON object they were sealed from (``FORGOTTEN`` for each
         once the subject is forgotten)."""
         try:
@@ -158,6 +162,12 @@ class Sealer:
             aad = "\x00".join((event_type, subject, *names)).encode()
         except (TypeError, KeyError, ValueError):
             raise PersonalDataIntegrityError(f"event {event_type} has a malformed sealed entry") from None
+        if subject != self.personal.subject(stream_id):
+            # the entry names its subject, and an edit to it must not pick another member's key
+            # (or a forgotten member's placeholder): it is the stream's, or the entry is altered
+            raise PersonalDataIntegrityError(
+                f"the sealed entry of a {event_type} event in stream {stream_id!r} names another subject"
+            )
         aead = self.keys.cipher(subject, create=False)
         if aead is None:
             if self.keys.status(subject) == "unknown":
@@ -172,7 +182,7 @@ class Sealer:
                 f"the sealed fields of a {event_type} event of subject {subject!r} fail their integrity check"
             ) from None
 
-    def _open_payload(self, event_type: str, payload: bytes) -> bytes | None:
+    def _open_payload(self, stream_id: str, event_type: str, payload: bytes) -> bytes | None:
         """A stored payload with its sealed fields opened, or None when it has no sealed entry.
         ``_seal`` writes the entry last, so the fields are spliced in where it was, without
         decoding and re-encoding the rest; anything else takes the general path."""
@@ -183,29 +193,29 @@ class Sealer:
             except msgspec.DecodeError:
                 envelope = None
             if isinstance(envelope, dict):
-                plain = self._open_envelope(event_type, envelope)
+                plain = self._open_envelope(stream_id, event_type, envelope)
                 return payload[:at] + plain[1:-1] + b"}"
         data = _decode(payload)
         if not isinstance(data, dict) or SEALED_KEY not in data:
             return None
-        self.open_data(event_type, data)
+        self.open_data(stream_id, event_type, data)
         return _encode(data)
 
     def open_records(self, records: Iterable[RecordedEvent]) -> Iterator[RecordedEvent]:
         for record in records:
             if SEALED_KEY in record.data:
-                self.open_data(record.event_type, record.data)
+                self.open_data(record.stream_id, record.event_type, record.data)
             yield record
 
-    def open_rows(self, rows: list[PayloadRow]) -> list[PayloadRow]:
-        """Payload rows (a replay's) with sealed fields opened."""
+    def open_rows(self, stream_id: str, rows: list[PayloadRow]) -> list[PayloadRow]:
+        """Payload rows (a replay of ``stream_id``) with sealed fields opened."""
         found = sealed_indexes(list(map(_ROW_DATA, rows)))
         if not found:
             return rows
         opened = list(rows)
         for i in found:
             version, event_type, schema_version, payload = rows[i]
-            data = self._open_payload(event_type, payload)
+            data = self._open_payload(stream_id, event_type, payload)
             if data is not None:
                 opened[i] = (version, event_type, schema_version, data)
         return opened
@@ -221,7 +231,7 @@ class Sealer:
             opened = list(page)
             for i in found:
                 row = page[i]
-                data = self._open_payload(row[4], row[6])
+                data = self._open_payload(row[0], row[4], row[6])
                 if data is not None:  # rows may be the driver's plain tuples: rebuilt by field order
                     opened[i] = StoredEvent(*row[:6], data, *row[7:])
             yield opened
@@ -231,7 +241,7 @@ class Sealer:
         for i in sealed_indexes(list(map(_STORED_DATA, stored))):
             record = records[i]
             if SEALED_KEY in record.data:
-                self.open_data(record.event_type, record.data)
+                self.open_data(record.stream_id, record.event_type, record.data)
         return records
 
     def open_snapshot(self, snapshot: Snapshot | None) -> Snapshot | None:

@@ -186,7 +186,7 @@ class EventStore(abc.ABC):
         if upto is not None and upto <= after:
             return []
         rows = self._read_stream_payloads(stream_id, after, upto)
-        return refuse_sealed_rows(rows) if self._sealer is None else self._sealer.open_rows(rows)
+        return refuse_sealed_rows(rows) if self._sealer is None else self._sealer.open_rows(stream_id, rows)
 
     def _read_stream_payloads(self, stream_id: str, after: int, upto: int | None) -> list[PayloadRow]:
         """The replay's columns of ``_read_stream``'s events. Backends that can select just

@@ -137,9 +137,7 @@ def test_forgetting_an_unknown_subject_or_twice_is_refused(store: EventStore, si
     assert list(keys.forgotten()) == [subject]
 
 
-def test_personal_fields_of_a_forgotten_subject_are_refused_and_nothing_is_written(
-    store: EventStore, sid: Sid
-) -> None:
+def test_personal_fields_of_a_forgotten_subject_are_refused_and_nothing_is_written(store: EventStore, sid: Sid) -> None:
     s = sid("member")
     protect(store, s)
     store.append(s, [device(1)])
@@ -259,8 +257,11 @@ def test_snapshots_are_sealed_and_dropped_once_their_subject_is_forgotten(store:
     protect(store, s)
     store.append(s, [device(1)])
     state = msgspec.json.encode({"devices": {"d1": NAME}})
-    store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
-                                 taken_at=datetime.now(UTC)))
+    store.save_snapshot(
+        Snapshot(
+            stream_id=s, version=1, state_type="T", state_schema_version=1, state=state, taken_at=datetime.now(UTC)
+        )
+    )
     raw = store._latest_snapshot(s, None)
     assert raw is not None and NAME.encode() not in raw.state
     latest = store.latest_snapshot(s)
@@ -268,8 +269,11 @@ def test_snapshots_are_sealed_and_dropped_once_their_subject_is_forgotten(store:
     store.forget(s.partition("-")[2])
     assert store.latest_snapshot(s) is None  # a load replays the events instead
     with pytest.raises(SubjectForgottenError):
-        store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
-                                     taken_at=datetime.now(UTC)))
+        store.save_snapshot(
+            Snapshot(
+                stream_id=s, version=1, state_type="T", state_schema_version=1, state=state, taken_at=datetime.now(UTC)
+            )
+        )
 
 
 def test_keys_never_appear_in_reprs_or_errors(store: EventStore, sid: Sid) -> None:
@@ -298,8 +302,12 @@ def test_an_unsealed_snapshot_of_a_forgotten_subject_is_kept_when_asked_for(stor
     store.append(s, [device(1)])
     store.forget(s.partition("-")[2])
     state = msgspec.json.encode({"forgotten": True})
-    store.save_snapshot(Snapshot(stream_id=s, version=1, state_type="T", state_schema_version=1, state=state,
-                                 taken_at=datetime.now(UTC)), sealed=False)  # the caller vouches: nothing personal
+    store.save_snapshot(
+        Snapshot(
+            stream_id=s, version=1, state_type="T", state_schema_version=1, state=state, taken_at=datetime.now(UTC)
+        ),
+        sealed=False,
+    )  # the caller vouches: nothing personal
     latest = store.latest_snapshot(s)
     assert latest is not None and latest.state == state
 
@@ -331,3 +339,55 @@ def test_partitioned_reads_open_sealed_fields_as_every_read_does(split_reopen: R
     if plain is not store:  # a handle without the key store (a worker's, say) refuses: no plaintext, no ciphertext
         with pytest.raises(KeyStoreError):
             split_records(plain, s)
+
+
+def _forge(store: EventStore, stream_id: str, version: int, change: Callable[[dict[str, object]], None]) -> None:
+    """Append, past the public API, a copy of the stream's first event with its stored data
+    changed: as if the stored bytes had been edited."""
+    data = msgspec.json.decode(stored_bytes(store, stream_id)[0])
+    change(data)
+    forged = PreparedEvent(uuid.uuid4(), "DeviceRegistered", 1, msgspec.json.encode(data), b"{}")
+    store._append(stream_id, [forged], version, datetime.now(UTC))
+
+
+def test_a_sealed_entry_naming_another_subject_is_an_integrity_error(store: EventStore, sid: Sid) -> None:
+    s, t = sid("member"), sid("member") + "t"
+    protect(store, s)
+    store.append(s, [device(1)])
+    store.append(t, [device(2)])
+    store.forget(t.partition("-")[2])
+    for version, subject in ((1, t.partition("-")[2]), (2, "nobody")):  # a forgotten one, an unknown one
+        _forge(store, s, version, lambda data, subject=subject: data["$personal"].update(subject=subject))  # type: ignore[attr-defined]
+        with pytest.raises(PersonalDataIntegrityError, match="names another subject"):
+            store.read_stream(s, after=version, upto=version + 1)
+        with pytest.raises(PersonalDataIntegrityError):
+            store.read_stream_payloads(s, after=version, upto=version + 1)
+    assert store.read_stream(s, upto=1)[0].data["device_name"] == NAME
+
+
+def test_the_reserved_key_is_refused_in_every_event_of_a_protected_store(store: EventStore, sid: Sid) -> None:
+    s = sid("member")
+    protect(store, s)
+    head = store.head_position()
+    for event in (NewEvent(event_type="Played", data={"$personal": 1}), device(1)):
+        event.data["$personal"] = {"subject": "x"}
+        with pytest.raises(InvalidInputError, match="reserved key"):
+            store.append(s, [played(0), event])
+    assert store.read_stream(s) == [] and store.head_position() == head  # nothing written
+    store.append(s, [NewEvent(event_type="Played", data={"note": '"$personal"'})])  # in a value: fine
+    assert store.read_stream(s)[0].data == {"note": '"$personal"'}
+
+
+def test_another_key_under_the_current_kek_id_is_refused_by_a_rotation(reopen: Reopen, sid: Sid) -> None:
+    s = sid("member")
+    store = protect(reopen(), s)
+    keys = store.key_store
+    assert keys is not None
+    store.append(s, [device(1)])
+    impostor = LocalKeyEncryptionKey.generate(KEK.key_id)  # a new secret under the same id
+    with pytest.raises(InvalidInputError, match="needs a new key_id"):
+        keys.rotate(impostor)
+    assert keys.rotate(KEK) == 0  # the same key again: nothing to do, and allowed
+    fresh = reopen()
+    fresh.protect(KEK, PERSONAL, scope=s)  # still opens with the KEK it has
+    assert fresh.read_stream(s)[0].data["device_name"] == NAME

@@ -66,3 +66,26 @@ def test_no_cache_means_no_delay(clock: Clock) -> None:
 def test_a_cache_time_that_is_not_a_finite_non_negative_number_is_refused(bad: object) -> None:
     with pytest.raises(InvalidInputError, match="cache_seconds"):
         KeyStore(MemoryKeyTable(), KEK, cache_seconds=bad)  # type: ignore[arg-type]
+
+
+def test_an_expired_key_forgotten_meanwhile_leaves_memory_when_next_asked_for(clock: Clock) -> None:
+    first, other = two_processes()
+    assert other.cipher("42", create=True) is not None
+    first.forget("42", at=1)
+    clock.now += 30.1
+    assert other.cipher("42", create=False) is None
+    assert "42" not in other._cache  # not only unused: gone
+
+
+def test_the_cache_holds_at_most_its_bound_expired_keys_first(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("es_core.keys.CACHE_ENTRIES", 5)
+    first, _ = two_processes()
+    for subject in "abc":
+        first.cipher(subject, create=True)
+    clock.now += 31  # a, b, c expire
+    for subject in "defgh":
+        first.cipher(subject, create=True)
+    assert sorted(first._cache) == ["d", "e", "f", "g", "h"]  # the expired went first
+    first.cipher("i", create=True)
+    assert sorted(first._cache) == ["e", "f", "g", "h", "i"]  # then the oldest
+    assert first.cipher("d", create=False) is not None  # dropped from memory, still in the table
