@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from es_core import EventSourcingError, EventStore, SQLiteStore, open_store
 from es_core.keys import is_variable_name
-from es_core.stores import sqlite_path
+from es_core.stores import names_missing_file, sqlite_path
 
 from ._files import read_toml
 from .catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
@@ -372,7 +372,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _existing(url: str, kek_variable: str | None) -> EventStore:
     """Open a store that must already hold events (a typo in a path would otherwise create one),
     protected with the key-encryption key from the environment when it needs one."""
-    if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
+    if names_missing_file(url):
         raise UsageError(f"no store at {url}")
     store = open_store(url)
     try:

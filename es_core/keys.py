@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import AlreadyForgottenError, InvalidInputError, KeyStoreError, SubjectForgottenError, UnknownSubjectError
+from .validation import is_number
 
 __all__ = [
     "KEK_VARIABLE", "KeyEncryptionKey", "KeyRow", "KeyStore", "KeyTable", "LocalKeyEncryptionKey", "MemoryKeyTable",
@@ -241,8 +242,7 @@ class KeyStore:
             raise InvalidInputError(f"expected a KeyEncryptionKey, not {type(kek).__name__}")
         if not isinstance(scope, str) or not scope:
             raise InvalidInputError("a key store scope is a non-empty str")
-        number = isinstance(cache_seconds, int | float) and not isinstance(cache_seconds, bool)
-        if not number or not 0 <= cache_seconds < inf:
+        if not is_number(cache_seconds) or not 0 <= cache_seconds < inf:
             raise InvalidInputError(f"cache_seconds must be a finite number >= 0, not {cache_seconds!r}")
         self.table = table
         self.scope = scope

@@ -39,7 +39,6 @@ FORGOTTEN = "<forgotten>"
 ``str``; ``EventRegistry`` checks this at registration)."""
 
 SEALED_KEY = "$personal"
-_RESERVED = b'"$personal"'  # the key as JSON writes it: a cheap test before decoding
 """The data key under which an event's sealed personal fields are stored:
 ``{"subject": ..., "fields": [...], "sealed": base64(nonce + AES-GCM ciphertext)}``. Reserved:
 an event whose data uses it is refused (``InvalidInputError``)."""
@@ -119,7 +118,7 @@ class Sealer:
         ``SubjectForgottenError`` for a forgotten subject's personal fields: nothing is written."""
         fields = self.personal.fields
         for e in events:  # a reader would take the key for a sealed entry: refused in every event
-            if e.event_type not in fields and _RESERVED in e.data and SEALED_KEY in _decode(e.data):
+            if _SEALED_BYTES in e.data and SEALED_KEY in _decode(e.data):
                 raise InvalidInputError(f"event data may not use the reserved key {SEALED_KEY!r}")
         if not any(e.event_type in fields for e in events):
             return events
@@ -127,9 +126,7 @@ class Sealer:
         return [self._seal(subject, e, fields[e.event_type]) if e.event_type in fields else e for e in events]
 
     def _seal(self, subject: str, event: PreparedEvent, names: tuple[str, ...]) -> PreparedEvent:
-        data = _decode(event.data)
-        if SEALED_KEY in data:
-            raise InvalidInputError(f"event data may not use the reserved key {SEALED_KEY!r}")
+        data = _decode(event.data)  # the reserved key was refused by seal_events
         present = [n for n in names if n in data]
         if not present:
             return event

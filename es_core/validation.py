@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from .encoding import encode_data, encode_metadata
 from .errors import (
@@ -70,10 +71,20 @@ def check_expected_version(expected: object) -> ExpectedVersion:
     )
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An int or a float, not a bool (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_count(value: object) -> TypeGuard[int]:
+    """An int >= 0, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def check_version_bound(name: str, value: object, *, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if is_count(value):
         return value
     raise InvalidInputError(f"{name} must be an int >= 0, not {value!r}")
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import atexit
 import threading
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from es_core import Decoded, EventStore, StoreError, open_store
 from es_core.splits import StoreSplit
-from es_core.stores import sqlite_path
+from es_core.stores import names_missing_file
 
 from ..catalogue import Catalogue
 from ..events import new_registry
@@ -41,7 +39,7 @@ def store_at(url: str, keys: WorkerKeys | None = None) -> EventStore:
     with _lock:
         store = _stores.get(key)
         if store is None:
-            if urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists():
+            if names_missing_file(url):
                 raise StoreError(f"no store at {url} on this worker (workers must see the same file)")
             store = open_store(url)
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -49,6 +50,12 @@ def _open_memory(url: str, clock: Clock | None, options: dict[str, Any]) -> Even
     if parts.netloc or parts.path not in ("", "/"):
         raise InvalidStoreUrlError(f"a memory store URL takes no host or path: {url!r}")
     return MemoryStore(clock=clock, **options)
+
+
+def names_missing_file(url: str) -> bool:
+    """Whether ``url`` names a SQLite file that does not exist: opening it would create an
+    empty store, which a tool meant to read a recorded one must refuse (a typo in a path)."""
+    return urlsplit(url).scheme == "sqlite" and not Path(sqlite_path(url)).exists()
 
 
 def sqlite_path(url: str) -> str:

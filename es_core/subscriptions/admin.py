@@ -14,6 +14,7 @@ from ..errors import InvalidPositionError, InvalidSubscriptionError, Subscriptio
 from ..stores.base import EventStore
 from ..stores.memory import MemoryStore
 from ..stores.sqlite import SQLiteStore
+from ..validation import is_count
 from .checkpoints import Checkpoints
 from .records import (
     ACTIVE,
@@ -123,7 +124,7 @@ class SubscriptionAdmin:
         the live one), refusing unless it is within ``max_lag_events`` of the settled position.
         Readers that resolve the alias see the old model whole, then the new one whole."""
         alias = check_name(alias)
-        if isinstance(max_lag_events, bool) or not isinstance(max_lag_events, int) or max_lag_events < 0:
+        if not is_count(max_lag_events):
             raise InvalidSubscriptionError(f"max_lag_events must be an int >= 0, not {max_lag_events!r}")
         state = self.checkpoints.get(check_name(name))
         settled = self.store.settled_position()

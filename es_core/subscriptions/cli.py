@@ -24,11 +24,10 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..errors import EventSourcingError, InvalidStoreUrlError
-from ..stores import open_store, sqlite_path
+from ..stores import names_missing_file, open_store, sqlite_path
 from ..stores.base import EventStore
 from .checkpoints import Checkpoints
 from .records import SubscriptionStatus
@@ -37,8 +36,7 @@ from .records import SubscriptionStatus
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.store.startswith("sqlite:") and not Path(sqlite_path(args.store)).is_file():
-            # opening would create an empty database: a mistyped path must not become a store
+        if names_missing_file(args.store):
             raise InvalidStoreUrlError(f"no SQLite store at {sqlite_path(args.store)!r}")
         store = open_store(args.store)
     except EventSourcingError as exc:

@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..events import RecordedEvent, StoredEvent
 from ..stores.base import EventStore
+from ..validation import is_number
 from .checkpoints import Checkpoints, Page
 from .records import ACTIVE, PARK, PAUSED, STOP, STOPPED, Delivery, ParkedEvent, check_event_id, check_name, new_owner
 
@@ -101,9 +102,9 @@ class Subscription:
             raise InvalidSubscriptionError(f"max_attempts must be a positive int, not {max_attempts!r}")
         if on_poison not in (PARK, STOP):
             raise InvalidSubscriptionError(f"on_poison must be {PARK!r} or {STOP!r}, not {on_poison!r}")
-        if not _is_number(lease_seconds) or not 0 < lease_seconds < math.inf:
+        if not is_number(lease_seconds) or not 0 < lease_seconds < math.inf:
             raise InvalidSubscriptionError(f"lease_seconds must be a positive number, not {lease_seconds!r}")
-        if not (isinstance(poll, tuple | list) and len(poll) == 2 and all(_is_number(p) for p in poll)
+        if not (isinstance(poll, tuple | list) and len(poll) == 2 and all(is_number(p) for p in poll)
                 and 0 < poll[0] <= poll[1] < math.inf):
             raise InvalidSubscriptionError(f"poll is (shortest, longest) pause, 0 < shortest <= longest, not {poll!r}")
         low, high = poll
@@ -412,10 +413,6 @@ class Subscription:
             if not held:
                 self.checkpoints.release(self.name, self.owner)
         return outcome
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _record(row: StoredEvent) -> StoredRecord:
